@@ -29,7 +29,7 @@ demo: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/rlagent train --env rlagent/CustomerService-v0 \
 		--timesteps $(DEMO_STEPS) --out $(DEMO_DIR) --overwrite
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/rlagent evaluate $(DEMO_DIR)/model.zip \
-		--env rlagent/CustomerService-v0 --env-kwargs split=test --episodes 200 --baselines
+		--env rlagent/CustomerService-v0 --env-kwargs split=test --episodes 200
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,227 @@
+"""Bring-your-own utterances: a CSV ``text,category`` (Banking77's format) plus a group mapping.
+
+Each row is one customer request; its category is the intent, and ``groups`` maps each
+category to the resolution group the agent must pick. The package ships a mapping of the 77
+Banking77 category names into the 11 built-in groups (``data/banking77_groups.json``, our own
+grouping); the Banking77 data itself is not redistributed.
+
+For a train/test split pass the split's own file: ``dataset=".../train.csv"`` for training and
+``dataset=".../test.csv"`` for evaluation. The group list (the action space) comes from the
+mapping, so both files give the same actions. ``split`` then only selects which vague openings
+and mood phrases wrap the rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+from envs._text import clean_text
+from envs.customer_service import _corpus_data as data
+from envs.customer_service.corpus import Template, UtteranceBank, check_split, make_bank
+from envs.customer_service.errors import DatasetFormatError
+
+__all__ = ["BANKING77_GROUPS_FILE", "DatasetNotFoundError", "dataset_bank", "load_groups",
+           "read_dataset"]
+
+#: Name of the bundled Banking77 category -> group mapping inside the package's data folder.
+BANKING77_GROUPS_FILE = "banking77_groups.json"
+_HEADER = ("text", "category")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset or group-mapping path does not exist."""
+
+
+def _bundled_groups() -> dict[str, str]:
+    path = resources.files("envs.customer_service") / "data" / BANKING77_GROUPS_FILE
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_groups(groups: Mapping[str, str] | str | os.PathLike | None) -> dict[str, str]:
+    """Resolve a category -> group mapping.
+
+    Args:
+        groups: A dict, a path to a JSON object file ``{"category": "group", ...}``, or
+            ``None`` for the bundled Banking77 mapping.
+
+    Returns:
+        The mapping, in the order given (the order of first appearance of each group is
+        the order of the resolve actions).
+
+    Raises:
+        DatasetNotFoundError: If the file does not exist.
+        DatasetFormatError: If the file is not a JSON object of strings to strings.
+    """
+    if groups is None:
+        return _bundled_groups()
+    if isinstance(groups, Mapping):
+        mapping, source = dict(groups), "groups="
+    else:
+        path = Path(groups)
+        if not path.is_file():
+            raise DatasetNotFoundError(
+                f"group mapping file {str(path)!r} does not exist; pass an existing JSON file "
+                "or a dict {category: group}, or leave groups=None for the Banking77 mapping."
+            )
+        try:
+            mapping = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DatasetFormatError(
+                f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); expected an object "
+                'like {"card_arrival": "card_delivery"}.'
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise DatasetFormatError(
+                f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8."
+            ) from exc
+        source = str(path)
+        if not isinstance(mapping, dict):
+            raise DatasetFormatError(
+                f"{path}, line 1: expected a JSON object {{category: group}}, found "
+                f"{type(mapping).__name__}."
+            )
+    for category, group in mapping.items():
+        if not isinstance(group, str) or not group or not isinstance(category, str):
+            raise DatasetFormatError(
+                f"{source}: category {category!r} maps to {group!r}; expected a non-empty "
+                "group name string."
+            )
+    if not mapping:
+        raise DatasetFormatError(f"{source}: the group mapping is empty; map every category.")
+    return mapping
+
+
+def read_dataset(path: str | os.PathLike, groups: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Read a ``text,category`` CSV, checking every row against ``groups``.
+
+    Texts go through :func:`envs._text.clean_text`.
+
+    Args:
+        path: CSV file with a header row naming the columns ``text`` and ``category``.
+        groups: Category -> group mapping; every category in the file must be in it.
+
+    Returns:
+        ``(text, category)`` pairs in file order.
+
+    Raises:
+        DatasetNotFoundError: If ``path`` does not exist.
+        DatasetFormatError: Naming the file and line, for a missing header column, a row with
+            the wrong number of fields, an empty text or category, a category missing from
+            ``groups``, text that is not UTF-8, or a file without rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"dataset file {str(path)!r} does not exist; pass the path of a CSV with columns "
+            "text,category (for Banking77: .../banking77/train.csv or test.csv)."
+        )
+    rows: list[tuple[str, str]] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise DatasetFormatError(
+                    f"{path}, line 1: the file is empty; expected a header row 'text,category'."
+                )
+            columns = [h.strip().lower() for h in header]
+            missing = [c for c in _HEADER if c not in columns]
+            if missing:
+                raise DatasetFormatError(
+                    f"{path}, line 1: header {header!r} lacks column(s) {missing}; expected a "
+                    "header row 'text,category'."
+                )
+            text_col, cat_col = columns.index("text"), columns.index("category")
+            for record in reader:
+                line = reader.line_num
+                if not record:
+                    continue
+                if len(record) != len(columns):
+                    raise DatasetFormatError(
+                        f"{path}, line {line}: found {len(record)} field(s), expected "
+                        f"{len(columns)} ({','.join(columns)}); quote texts that contain commas."
+                    )
+                text = " ".join(clean_text(record[text_col]).split())
+                category = record[cat_col].strip()
+                if not text:
+                    raise DatasetFormatError(f"{path}, line {line}: the text field is empty.")
+                if not category:
+                    raise DatasetFormatError(
+                        f"{path}, line {line}: the category field is empty."
+                    )
+                if category not in groups:
+                    raise DatasetFormatError(
+                        f"{path}, line {line}: category {category!r} has no group in the group "
+                        "mapping; add it to groups= (a dict or JSON file category -> group)."
+                    )
+                rows.append((text, category))
+        except UnicodeDecodeError as exc:
+            raise DatasetFormatError(
+                f"{path}, line {reader.line_num + 1}: not UTF-8 text (byte {exc.start} of the "
+                "read buffer); save the file as UTF-8."
+            ) from exc
+        except csv.Error as exc:
+            raise DatasetFormatError(f"{path}, line {reader.line_num}: {exc}.") from exc
+    if not rows:
+        raise DatasetFormatError(f"{path}: the file has a header but no rows.")
+    return rows
+
+
+def _label(group: str) -> str:
+    known = dict(data.GROUPS)
+    return known.get(group, group.replace("_", " "))
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_bank(
+    path: str, stamp: tuple[int, int], groups: tuple[tuple[str, str], ...], split: str
+) -> UtteranceBank:
+    mapping = dict(groups)
+    rows = read_dataset(path, mapping)
+    group_names = list(dict.fromkeys(mapping.values()))
+    intents = sorted({category for _, category in rows})
+    index = {name: i for i, name in enumerate(intents)}
+    templates: list[list[Template]] = [[] for _ in intents]
+    for text, category in rows:
+        templates[index[category]].append(Template(text))
+    return make_bank(
+        groups=group_names,
+        labels=[_label(g) for g in group_names],
+        intents=intents,
+        intent_group=[group_names.index(mapping[c]) for c in intents],
+        intent_templates=templates,
+        split=split,
+    )
+
+
+def dataset_bank(
+    path: str | os.PathLike,
+    groups: Mapping[str, str] | str | os.PathLike | None = None,
+    split: str = "train",
+) -> UtteranceBank:
+    """An :class:`UtteranceBank` whose specific requests are the rows of a CSV file.
+
+    Intents are the categories present in the file; resolve actions are the groups of the
+    mapping (all of them, present or not, so train and test files share an action space).
+    Results are cached per file (path, size, modification time), mapping and split.
+
+    Args:
+        path: CSV ``text,category``.
+        groups: Category -> group mapping (see :func:`load_groups`).
+        split: Which vague openings and mood phrases to use (``"train"`` or ``"test"``).
+    """
+    check_split(split)
+    mapping = load_groups(groups)
+    resolved = Path(path)
+    if not resolved.is_file():
+        read_dataset(resolved, mapping)  # raises DatasetNotFoundError
+    stat = resolved.stat()
+    return _cached_bank(
+        str(resolved.resolve()), (stat.st_size, stat.st_mtime_ns), tuple(mapping.items()), split
+    )

@@ -1,0 +1,402 @@
+"""Building, saving and loading PPO agents that read text through a pretrained encoder.
+
+:func:`make_ppo` returns a plain Stable-Baselines3 ``PPO`` whose policy is a
+:class:`TextActorCriticPolicy` with a :class:`rlagent.encoders.TextFeaturesExtractor`; the
+environment is tokenized by :class:`rlagent.wrappers.TokenizeText`. The agent remembers how it
+was built in ``model.rlagent_spec`` (a plain dict saved with the model), so :func:`load` and
+:func:`wrap_for_model` can rebuild the same observation pipeline later.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gymnasium as gym
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.policies import ActorCriticPolicy, MultiInputActorCriticPolicy
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from torch import nn
+
+from rlagent.encoders.extractor import TextFeaturesExtractor, is_pretrained_module
+from rlagent.encoders.loading import DEFAULT_ENCODER, encoder_checksum
+from rlagent.wrappers import TokenizeText
+
+__all__ = [
+    "PPO_DEFAULTS",
+    "NotATextModelError",
+    "TextActorCriticPolicy",
+    "load",
+    "make_ppo",
+    "make_vec_env",
+    "resolve_device",
+    "spec_of",
+    "wrap_for_model",
+]
+
+#: PPO hyperparameters :func:`make_ppo` uses unless overridden. Rollouts of ``n_steps`` per env
+#: (512 frames with the default 4 envs), small minibatches and a few epochs suit short text
+#: episodes; the entropy bonus keeps early exploration over discrete replies alive.
+PPO_DEFAULTS: Mapping[str, Any] = {
+    "learning_rate": 3e-4,
+    "n_steps": 128,
+    "batch_size": 64,
+    "n_epochs": 4,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_range": 0.2,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
+#: Learning rate used instead when the encoder itself trains (``lora`` or ``full``).
+TRAINABLE_ENCODER_LEARNING_RATE: float = 1e-4
+#: Policy/value heads on top of the text features.
+DEFAULT_NET_ARCH: Mapping[str, list[int]] = {"pi": [128, 64], "vf": [128, 64]}
+
+_IDS = "_input_ids"
+
+
+class NotATextModelError(ValueError):
+    """A model has no text features extractor, so there is no text pipeline to rebuild."""
+
+
+class TextActorCriticPolicy(MultiInputActorCriticPolicy):
+    """SB3's multi-input actor-critic policy that never re-initialises a pretrained encoder.
+
+    PPO's ``ortho_init=True`` applies orthogonal initialisation to every ``nn.Linear`` reachable
+    from the features extractor, which would overwrite BERT's pretrained weights (and LoRA's
+    zero-initialised adapters). This policy skips every module that the text extractor marks as
+    pretrained, so the heads still get orthogonal initialisation and the encoder stays as loaded.
+    The features extractor defaults to :class:`rlagent.encoders.TextFeaturesExtractor`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("features_extractor_class", TextFeaturesExtractor)
+        super().__init__(*args, **kwargs)
+
+    def init_weights(self, module: nn.Module, gain: float = 1) -> None:  # type: ignore[override]
+        """Orthogonal initialisation of ``module``, except modules of a pretrained encoder."""
+        if is_pretrained_module(module):
+            return
+        ActorCriticPolicy.init_weights(module, gain=gain)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _is_tokenized(space: spaces.Space) -> bool:
+    return isinstance(space, spaces.Dict) and any(k.endswith(_IDS) for k in space.spaces)
+
+
+def _factories(
+    env_or_id: str | gym.Env | Callable[[], gym.Env], n_envs: int, env_kwargs: Mapping[str, Any]
+) -> list[Callable[[], gym.Env]]:
+    if isinstance(env_or_id, str):
+        env_id = env_or_id
+        return [lambda: gym.make(env_id, **env_kwargs) for _ in range(n_envs)]
+    if isinstance(env_or_id, gym.Env):
+        if env_kwargs:
+            raise ValueError(
+                f"env_kwargs {dict(env_kwargs)} given with an env instance; pass them when you "
+                "build the env, or pass a registered env id instead."
+            )
+        # Copies made now, before any wrapper holds a reference to the original.
+        envs = [env_or_id] + [copy.deepcopy(env_or_id) for _ in range(n_envs - 1)]
+        return [lambda e=e: e for e in envs]
+    if callable(env_or_id):
+        factory = env_or_id
+        return [lambda: factory(**env_kwargs) for _ in range(n_envs)]
+    raise TypeError(
+        "env_or_id must be a registered env id (str), a gymnasium.Env or a function returning "
+        f"one, got {type(env_or_id).__name__}."
+    )
+
+
+def make_vec_env(
+    env_or_id: str | gym.Env | Callable[[], gym.Env],
+    *,
+    n_envs: int = 1,
+    seed: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    encoder: str = DEFAULT_ENCODER,
+    max_length: int = 64,
+    vec_env_cls: type[VecEnv] | None = None,
+) -> VecEnv:
+    """A vectorised, tokenized, Monitor-wrapped copy of a text env.
+
+    Args:
+        env_or_id: A registered env id, a ``gymnasium.Env`` (deep-copied for extra envs) or a
+            function returning a new env (called with ``**env_kwargs``).
+        n_envs: Number of parallel envs.
+        seed: Env ``i`` is reset with ``seed + i`` on its first reset.
+        env_kwargs: Keyword arguments for ``gym.make`` (or the factory).
+        encoder: Encoder whose tokenizer to use (name or folder).
+        max_length: Tokens per text segment.
+        vec_env_cls: ``DummyVecEnv`` (default) or ``SubprocVecEnv``.
+
+    Returns:
+        The ``VecEnv``; each env is ``Monitor(TokenizeText(env))`` so episode statistics exist.
+    """
+    if int(n_envs) < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs!r}.")
+    kwargs = dict(env_kwargs or {})
+    enc_name = os.fspath(encoder)
+
+    def wrap(factory: Callable[[], gym.Env]) -> Callable[[], gym.Env]:
+        def build() -> gym.Env:
+            env = factory()
+            if not _is_tokenized(env.observation_space):
+                env = TokenizeText(env, enc_name, max_length=max_length)
+            return Monitor(env)
+
+        return build
+
+    fns = [wrap(f) for f in _factories(env_or_id, int(n_envs), kwargs)]
+    vec = (vec_env_cls or DummyVecEnv)(fns)
+    if seed is not None:
+        vec.seed(int(seed))
+        vec.action_space.seed(int(seed))
+    return vec
+
+
+def _env_id(env_or_id: Any) -> str | None:
+    if isinstance(env_or_id, str):
+        return env_or_id
+    spec = getattr(getattr(env_or_id, "unwrapped", None), "spec", None) or getattr(
+        env_or_id, "spec", None
+    )
+    return getattr(spec, "id", None)
+
+
+def make_ppo(
+    env_or_id: str | gym.Env | VecEnv | Callable[[], gym.Env],
+    *,
+    encoder: str = DEFAULT_ENCODER,
+    encoder_mode: str = "frozen",
+    n_envs: int = 4,
+    device: str | torch.device = "auto",
+    seed: int | None = None,
+    tensorboard_log: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    max_length: int = 64,
+    pooling: str = "mean",
+    dtype: str = "auto",
+    policy_kwargs: Mapping[str, Any] | None = None,
+    **ppo_kwargs: Any,
+) -> PPO:
+    """A Stable-Baselines3 PPO agent that reads text through a pretrained encoder.
+
+    Defaults (override any through ``ppo_kwargs``): :data:`PPO_DEFAULTS`, with
+    ``learning_rate=1e-4`` when the encoder trains (``lora``/``full``); heads
+    ``net_arch=dict(pi=[128, 64], vf=[128, 64])``; ``ortho_init`` on (the policy skips the
+    encoder); ``verbose=0``.
+
+    Args:
+        env_or_id: A registered env id, a ``gymnasium.Env`` with text observations, a function
+            returning one, or a ``VecEnv`` already tokenized (``n_envs``, ``env_kwargs``,
+            ``max_length`` then come from it).
+        encoder: Encoder name or folder (see :func:`rlagent.encoders.load_encoder`).
+        encoder_mode: ``"frozen"``, ``"lora"`` or ``"full"``.
+        n_envs: Parallel envs when the env is built here.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+        seed: Seeds torch, numpy, the envs and the action space (via SB3).
+        tensorboard_log: Folder for TensorBoard logs, or ``None``.
+        env_kwargs: Keyword arguments for the env.
+        max_length: Tokens per text segment.
+        pooling: ``"mean"`` or ``"cls"``.
+        dtype: Encoder dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
+        policy_kwargs: Extra policy kwargs; ``features_extractor_kwargs`` in it are merged into
+            the text extractor's (strings and numbers only, never modules).
+        **ppo_kwargs: Any other ``PPO`` argument.
+
+    Returns:
+        The ``PPO`` model, with ``model.rlagent_spec`` describing how it was built.
+    """
+    torch_device = resolve_device(device)
+    env_id = _env_id(env_or_id)
+    if isinstance(env_or_id, VecEnv):
+        if not _is_tokenized(env_or_id.observation_space):
+            raise ValueError(
+                "The VecEnv passed to make_ppo has raw observations "
+                f"({env_or_id.observation_space}); pass the raw env or its id instead, or build "
+                "the VecEnv with rlagent.agents.make_vec_env."
+            )
+        vec_env = env_or_id
+        env_id = env_id or _vec_env_id(vec_env)
+    else:
+        vec_env = make_vec_env(
+            env_or_id,
+            n_envs=n_envs,
+            seed=seed,
+            env_kwargs=env_kwargs,
+            encoder=encoder,
+            max_length=max_length,
+        )
+    checksum = encoder_checksum(os.fspath(encoder))
+    pk = dict(policy_kwargs or {})
+    fe_kwargs = {
+        "encoder": os.fspath(encoder),
+        "mode": encoder_mode,
+        "pooling": pooling,
+        "dtype": dtype,
+        "encoder_checksum": checksum,
+    }
+    fe_kwargs.update(pk.pop("features_extractor_kwargs", None) or {})
+    for key, value in fe_kwargs.items():
+        if isinstance(value, nn.Module):
+            raise TypeError(
+                f"features_extractor_kwargs[{key!r}] is an nn.Module; pass a name or folder path "
+                "(a module would be pickled into every checkpoint)."
+            )
+    pk.setdefault("features_extractor_class", TextFeaturesExtractor)
+    pk["features_extractor_kwargs"] = fe_kwargs
+    pk.setdefault("net_arch", {k: list(v) for k, v in DEFAULT_NET_ARCH.items()})
+    kwargs = dict(PPO_DEFAULTS)
+    if encoder_mode != "frozen":
+        kwargs["learning_rate"] = TRAINABLE_ENCODER_LEARNING_RATE
+    kwargs["verbose"] = 0
+    kwargs.update(ppo_kwargs)
+    kwargs["n_steps"] = int(kwargs["n_steps"])
+    model = PPO(
+        TextActorCriticPolicy,
+        vec_env,
+        device=torch_device,
+        seed=seed,
+        tensorboard_log=tensorboard_log,
+        policy_kwargs=pk,
+        **kwargs,
+    )
+    model.rlagent_spec = {
+        "env_id": env_id,
+        "env_kwargs": dict(env_kwargs or {}),
+        "encoder": os.fspath(encoder),
+        "encoder_checksum": checksum,
+        "encoder_mode": encoder_mode,
+        "max_length": _max_length_of(vec_env.observation_space, max_length),
+        "pooling": pooling,
+        "dtype": dtype,
+        "n_envs": int(vec_env.num_envs),
+        "seed": seed,
+    }
+    return model
+
+
+def _vec_env_id(vec_env: VecEnv) -> str | None:
+    try:
+        specs = vec_env.get_attr("spec")
+    except Exception:  # noqa: BLE001  (some VecEnvs cannot answer get_attr)
+        return None
+    return getattr(specs[0], "id", None) if specs else None
+
+
+def _max_length_of(space: spaces.Space, fallback: int) -> int:
+    if isinstance(space, spaces.Dict):
+        for key, sub in space.spaces.items():
+            if key.endswith(_IDS):
+                return int(sub.shape[-1])
+    return int(fallback)
+
+
+def spec_of(model: PPO) -> dict[str, Any]:
+    """How a text agent was built: env id and kwargs, encoder, mode, ``max_length``, pooling...
+
+    Uses ``model.rlagent_spec`` (set by :func:`make_ppo`, kept by save/load); for a PPO built by
+    hand with a :class:`TextFeaturesExtractor`, rebuilds what it can from the policy.
+
+    Args:
+        model: The agent.
+
+    Returns:
+        A copy of the spec dict.
+
+    Raises:
+        NotATextModelError: When the model has neither a spec nor a text features extractor.
+    """
+    spec = getattr(model, "rlagent_spec", None)
+    if spec is not None:
+        return dict(spec)
+    extractor = getattr(getattr(model, "policy", None), "features_extractor", None)
+    if not isinstance(extractor, TextFeaturesExtractor):
+        raise NotATextModelError(
+            f"{type(model).__name__} has no rlagent_spec and its features extractor is "
+            f"{type(extractor).__name__}, not TextFeaturesExtractor; build it with "
+            "rlagent.agents.make_ppo."
+        )
+    return {
+        "env_id": None,
+        "env_kwargs": {},
+        "encoder": extractor.encoder_name,
+        "encoder_checksum": extractor.encoder_checksum,
+        "encoder_mode": extractor.mode,
+        "max_length": _max_length_of(model.observation_space, 64),
+        "pooling": extractor.pooling,
+        "dtype": extractor._dtype_setting,
+        "n_envs": getattr(model, "n_envs", 1),
+        "seed": getattr(model, "seed", None),
+    }
+
+
+def wrap_for_model(env: gym.Env, model: PPO) -> gym.Env:
+    """Wrap a raw text env the way ``model`` expects its observations.
+
+    Args:
+        env: A raw text env (or one already tokenized, returned unchanged).
+        model: A text agent from :func:`make_ppo` or :func:`load`.
+
+    Returns:
+        ``TokenizeText(env)`` with the model's encoder tokenizer and ``max_length``.
+    """
+    if _is_tokenized(env.observation_space):
+        return env
+    spec = spec_of(model)
+    return TokenizeText(env, spec["encoder"], max_length=int(spec["max_length"]))
+
+
+def load(
+    path: str | os.PathLike,
+    *,
+    env: str | gym.Env | VecEnv | None = None,
+    device: str | torch.device = "auto",
+) -> PPO:
+    """Load a text agent saved with ``model.save(path)``.
+
+    The encoder is loaded again by name; in frozen mode its checksum is compared with the one
+    recorded at training time (:class:`rlagent.encoders.EncoderChecksumError` on a mismatch).
+
+    Args:
+        path: The ``.zip`` file.
+        env: Optional env to attach: an env id (built with the saved ``env_kwargs``), a raw
+            ``gymnasium.Env`` (tokenized with :func:`wrap_for_model`) or a tokenized ``VecEnv``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+
+    Returns:
+        The ``PPO`` model, ``model.rlagent_spec`` restored.
+    """
+    model = PPO.load(os.fspath(path), device=resolve_device(device))
+    if env is None:
+        return model
+    spec = spec_of(model)
+    if isinstance(env, VecEnv):
+        vec = env
+    elif isinstance(env, str):
+        vec = make_vec_env(
+            env,
+            n_envs=1,
+            env_kwargs=spec.get("env_kwargs") if env == spec.get("env_id") else None,
+            encoder=spec["encoder"],
+            max_length=int(spec["max_length"]),
+        )
+    else:
+        vec = DummyVecEnv([lambda: Monitor(wrap_for_model(env, model))])
+    model.set_env(vec)
+    return model

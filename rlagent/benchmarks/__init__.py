@@ -1,0 +1,1 @@
+"""Benchmarks behind ``rlagent bench``: each module measures one part and returns a dict."""

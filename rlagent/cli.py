@@ -1,0 +1,275 @@
+"""The ``rlagent`` command line. It only parses arguments and calls library functions.
+
+Subcommands: ``train``, ``evaluate``, ``bench`` and ``tune``; ``rlagent COMMAND --help`` lists
+each one's flags (docs/cli.md has examples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+_EXIT_USAGE = 2
+
+
+def _add_env(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--env", required=required, help="registered environment id")
+    parser.add_argument(
+        "--env-kwargs",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment keyword arguments, e.g. split=test noise=0.1",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``rlagent`` command."""
+    parser = argparse.ArgumentParser(
+        prog="rlagent", description="Train, evaluate and benchmark RL agents that read text."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a PPO agent with a BERT text encoder")
+    _add_env(train, required=True)
+    train.add_argument("--timesteps", type=int, help="total environment steps")
+    train.add_argument("--out", default=None, help="run directory (default runs/<env>)")
+    train.add_argument("--encoder", help="default | tiny-random | local folder | hub id")
+    train.add_argument("--encoder-mode", choices=["frozen", "lora", "full"])
+    train.add_argument("--n-envs", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--config", help="YAML file of settings overriding the env's defaults")
+    train.add_argument("--eval-freq", type=int, help="evaluate every N steps (0: only at the end)")
+    train.add_argument("--eval-episodes", type=int)
+    train.add_argument("--checkpoint-freq", type=int, help="checkpoint every N steps")
+    train.add_argument("--baseline-episodes", type=int, help="episodes per baseline in report.md")
+    group = train.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    group.add_argument(
+        "--overwrite", action="store_true", help="delete an existing run directory first"
+    )
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    ev = sub.add_parser("evaluate", help="evaluate a model or a baseline policy")
+    ev.add_argument("agent", help="MODEL.zip, or a baseline name: random | heuristic | oracle ...")
+    _add_env(ev, required=False)
+    ev.add_argument("--episodes", type=int, default=100)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--planner", choices=["mcts"], help="plan at decision time (models only)")
+    ev.add_argument("--simulations", type=int, default=100, help="MCTS simulations per step")
+    ev.add_argument(
+        "--baselines",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also evaluate the env's baselines (default: on for models)",
+    )
+    ev.add_argument("--stochastic", action="store_true", help="sample model actions")
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    bench = sub.add_parser("bench", help="measure speed")
+    bench.add_argument("target", choices=["encoder", "env", "mcts"])
+    bench.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    bench.add_argument("--encoder", default="default")
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--quick", action="store_true", help="small budgets (smoke test)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+
+    tune = sub.add_parser("tune", help="search PPO and encoder hyperparameters")
+    _add_env(tune, required=True)
+    tune.add_argument("--trials", type=int, required=True)
+    tune.add_argument("--timesteps", type=int, help="steps per trial")
+    tune.add_argument("--storage", help="database URL or journal file (shared by processes)")
+    tune.add_argument("--study-name", default=None)
+    tune.add_argument("--backend", choices=["optuna", "ray"], default="optuna")
+    tune.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
+    tune.add_argument("--pruner", choices=["median", "halving", "none"], default="median")
+    tune.add_argument("--encoder")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--eval-episodes", type=int)
+    tune.add_argument("--out", default=None, help="folder for the summary and plot")
+    tune.add_argument("--json", action="store_true", help="print a JSON summary")
+    return parser
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rlagent.training import load_config, parse_kwargs, train
+
+    config = load_config(
+        args.env,
+        config_file=args.config,
+        env_kwargs=parse_kwargs(args.env_kwargs),
+        n_timesteps=args.timesteps,
+        encoder=args.encoder,
+        encoder_mode=args.encoder_mode,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        device=args.device,
+        eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes,
+        checkpoint_freq=args.checkpoint_freq,
+        baseline_episodes=args.baseline_episodes,
+    )
+    out = args.out or f"runs/{args.env.split('/')[-1]}"
+    result = train(
+        config,
+        out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress_bar=not args.no_progress and sys.stderr.isatty(),
+    )
+    if args.json:
+        _print_json(result.metrics)
+    elif result.interrupted:
+        print(f"Interrupted at {result.timesteps} steps; resume with --resume --out {out}")
+    else:
+        print((result.out_dir / "report.md").read_text())
+    if result.interrupted:
+        return 128 + int(signal.SIGINT)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from rlagent.agents.evaluation import (
+        baseline_names,
+        evaluate,
+        format_table,
+        make_env,
+    )
+    from rlagent.training import parse_kwargs
+
+    env_id = args.env
+    is_model = args.agent.endswith(".zip")
+    if env_id is None:
+        if not is_model:
+            raise SystemExit("rlagent evaluate: --env is required for a baseline agent")
+        from rlagent.agents import load, spec_of
+
+        env_id = spec_of(load(args.agent, device="cpu")).get("env_id")
+        if not env_id:
+            raise SystemExit("rlagent evaluate: the model does not name its env; pass --env")
+    env_kwargs = parse_kwargs(args.env_kwargs)
+    common = dict(env_kwargs=env_kwargs, episodes=args.episodes, seed=args.seed)
+    result = evaluate(
+        args.agent,
+        env_id,
+        planner=args.planner,
+        simulations=args.simulations,
+        deterministic=not args.stochastic,
+        device=args.device,
+        **common,
+    )
+    results = [result]
+    with_baselines = args.baselines if args.baselines is not None else is_model
+    if with_baselines:
+        env = make_env(env_id, env_kwargs)
+        results += [
+            evaluate(name, env_id, **common) for name in baseline_names(env) if name != args.agent
+        ]
+    if args.json:
+        out = result.to_dict()
+        out["env_id"] = env_id
+        if len(results) > 1:
+            out["baselines"] = {r.name: r.to_dict() for r in results[1:]}
+        _print_json(out)
+    else:
+        print(format_table(results, title=f"{env_id} {env_kwargs or ''}".strip()))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.target == "encoder":
+        from rlagent.benchmarks.encoder import format_encoder_bench, run_encoder_bench
+
+        result = run_encoder_bench(
+            device=args.device, repeats=args.repeats, encoder=args.encoder, quick=args.quick
+        )
+        text = format_encoder_bench(result)
+    elif args.target == "env":
+        from rlagent.benchmarks.env import format_env_bench, run_env_bench
+
+        result = run_env_bench(repeats=args.repeats, quick=args.quick)
+        text = format_env_bench(result)
+    else:
+        from rlagent.benchmarks.mcts import format_mcts_bench, run_mcts_bench
+
+        result = run_mcts_bench(quick=args.quick)
+        text = format_mcts_bench(result)
+    if args.json:
+        _print_json(result)
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from rlagent.training import parse_kwargs
+    from rlagent.training.tuning import TuneConfig, format_tune_summary, tune
+
+    config = TuneConfig(
+        env_id=args.env,
+        env_kwargs=parse_kwargs(args.env_kwargs),
+        n_trials=args.trials,
+        timesteps=args.timesteps,
+        storage=args.storage,
+        study_name=args.study_name,
+        backend=args.backend,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        encoder=args.encoder,
+        seed=args.seed,
+        eval_episodes=args.eval_episodes,
+        out_dir=args.out,
+    )
+    summary = tune(config)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(format_tune_summary(summary))
+    return 0
+
+
+_COMMANDS = {
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "bench": _cmd_bench,
+    "tune": _cmd_tune,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rlagent`` console script.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit status.
+    """
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import rlagent  # noqa: F401  (registers the bundled environments)
+    from rlagent.errors import user_errors
+
+    try:
+        return _COMMANDS[args.command](args)
+    except user_errors() as exc:
+        print(f"rlagent {args.command}: error: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Text encoders: offline model resolution, the BERT features extractor and its cache."""
+
+from rlagent.encoders.bow import BagOfWordsExtractor
+from rlagent.encoders.cache import CacheInfo, EmbeddingCache
+from rlagent.encoders.extractor import (
+    DTYPES,
+    ENCODER_MODES,
+    POOLINGS,
+    ObservationLayoutError,
+    TextFeaturesExtractor,
+    cpu_supports_bf16,
+    is_pretrained_module,
+)
+from rlagent.encoders.loading import (
+    DEFAULT_ENCODER,
+    Encoder,
+    EncoderChecksumError,
+    EncoderNotFoundError,
+    encoder_checksum,
+    load_encoder,
+    load_tokenizer,
+    resolve_encoder_path,
+)
+from rlagent.encoders.tiny import TINY_RANDOM
+
+__all__ = [
+    "DEFAULT_ENCODER",
+    "DTYPES",
+    "ENCODER_MODES",
+    "POOLINGS",
+    "BagOfWordsExtractor",
+    "CacheInfo",
+    "EmbeddingCache",
+    "ObservationLayoutError",
+    "TextFeaturesExtractor",
+    "cpu_supports_bf16",
+    "is_pretrained_module",
+    "TINY_RANDOM",
+    "Encoder",
+    "EncoderChecksumError",
+    "EncoderNotFoundError",
+    "encoder_checksum",
+    "load_encoder",
+    "load_tokenizer",
+    "resolve_encoder_path",
+]

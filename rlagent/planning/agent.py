@@ -1,0 +1,198 @@
+"""An agent that plans every action with MCTS from the environment's current state.
+
+What the planner may see: the observable fields of the environment's state (everything the
+agent has observed, recorded in the state) and the environment's *model* of how users behave
+(its dynamics, used through a private copy). What it may not see, unless ``oracle=True``: the
+fields named in the state class's ``HIDDEN`` (a customer's patience, a user's interests and
+time budget). Those are blanked before the planner touches the state, and every simulation
+plays out hidden values drawn from a :class:`~rlagent.planning.ParticleBelief` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlagent.planning.belief import BeliefModel, ParticleBelief, hide
+from rlagent.planning.config import MCTSConfig
+from rlagent.planning.env_model import EnvModel
+from rlagent.planning.evaluators import RandomRolloutEvaluator
+from rlagent.planning.model import PlanningStateError
+from rlagent.planning.policy_evaluator import PolicyEvaluator
+from rlagent.planning.search import MCTS, SearchResult
+
+__all__ = ["MCTSAgent", "make_planning_agent"]
+
+
+class MCTSAgent:
+    """Choose each action by searching from the current state of ``env``.
+
+    It has the baseline interface used by evaluation (``reset(seed)``, ``act(observation)``)
+    and an SB3-like ``predict(observation, deterministic=True) -> (action, None)``.
+
+    Args:
+        policy: What scores leaves: a Stable-Baselines3 actor-critic model (priors from its
+            action distribution, value from its critic; observations tokenized as the model
+            expects), any evaluator with ``evaluate(state, rng)``, or ``None`` for random
+            rollouts of at most ``rollout_steps`` steps.
+        model: The planning model of ``env`` (an :class:`EnvModel`); ``None`` builds one.
+        config: Search settings (:class:`MCTSConfig`).
+        env: The environment the agent acts in; its current state is read (``get_state``)
+            at every ``act`` and never modified.
+        seed: Seed of the agent's generator (re-seeded by ``reset(seed)``).
+        oracle: Plan on the true hidden state (an upper bound, not a fair agent).
+        num_particles: Belief particles (ignored with ``oracle=True``).
+        num_proposals: Prior draws weighted per belief update.
+        rollout_steps: Length limit of random rollouts when ``policy`` is ``None``.
+
+    Attributes:
+        last_result: The :class:`SearchResult` of the latest decision.
+        belief: The :class:`ParticleBelief` (``None`` with ``oracle=True``).
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        model: EnvModel | None = None,
+        config: MCTSConfig | None = None,
+        *,
+        env: gym.Env,
+        seed: int | None = None,
+        oracle: bool = False,
+        num_particles: int = 64,
+        num_proposals: int = 256,
+        rollout_steps: int = 20,
+    ) -> None:
+        if env is None or not callable(getattr(env.unwrapped, "get_state", None)):
+            raise PlanningStateError(
+                f"MCTSAgent: env={env!r} has no get_state(); pass the environment the agent "
+                "acts in (its unwrapped env must implement get_state/set_state)."
+            )
+        self.env = env
+        self.env_model = model if model is not None else EnvModel(env)
+        self.config = config if config is not None else MCTSConfig()
+        self.oracle = bool(oracle)
+        if self.oracle:
+            self.belief = None
+            self._belief_model = None
+            planning_model: Any = self.env_model
+        else:
+            self.belief = ParticleBelief(
+                env.unwrapped, num_particles=num_particles, num_proposals=num_proposals
+            )
+            self._belief_model = BeliefModel(self.env_model)
+            planning_model = self._belief_model
+        self.evaluator = _make_evaluator(
+            policy, planning_model, env, self.config.discount, rollout_steps
+        )
+        self.search = MCTS(planning_model, self.config, self.evaluator)
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._discrete = isinstance(env.action_space, gym.spaces.Discrete)
+        self.last_result: SearchResult | None = None
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start a new episode: forget the tree; re-seed when ``seed`` is given."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.search.reset()
+        self.last_result = None
+
+    def act(self, observation: Any = None) -> Any:
+        """Plan from the environment's current state and return the action to take.
+
+        Args:
+            observation: The raw observation (unused: the planner reads the observable part
+                of the environment's state, which holds the same information and the history).
+
+        Returns:
+            An environment action (``int`` for ``Discrete``, a numpy array for
+            ``MultiDiscrete``).
+        """
+        rng = self._rng
+        state = self.env.unwrapped.get_state()
+        if self.oracle:
+            root = state
+        else:
+            particles = self.belief.update(hide(state), rng)
+            self._belief_model.set_particles(particles)
+            root = self._belief_model.root()
+        self.last_result = self.search.search(root, rng)
+        action = self.env_model.to_env_action(self.last_result.action)
+        return int(action) if self._discrete else action.copy()
+
+    def predict(
+        self,
+        observation: Any = None,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[Any, None]:
+        """SB3-style ``(action, None)``; the search itself is deterministic given the seed."""
+        return self.act(observation), None
+
+
+def _make_evaluator(
+    policy: Any, planning_model: Any, env: gym.Env, discount: float, rollout_steps: int
+) -> Any:
+    if policy is None:
+        return RandomRolloutEvaluator(planning_model, discount=discount, max_steps=rollout_steps)
+    if callable(getattr(policy, "evaluate", None)):
+        return policy
+    preprocess = None
+    if getattr(policy, "rlagent_spec", None) is not None:
+        from rlagent.agents import wrap_for_model
+
+        preprocess = wrap_for_model(env.unwrapped, policy).observation
+    return PolicyEvaluator(policy, planning_model.observe, preprocess=preprocess)
+
+
+def make_planning_agent(
+    ppo_model: Any,
+    env: gym.Env,
+    *,
+    simulations: int,
+    seed: int | None = None,
+    oracle: bool = False,
+    config: MCTSConfig | None = None,
+) -> MCTSAgent:
+    """An :class:`MCTSAgent` for ``env``, guided by a trained model when one is given.
+
+    With a model: PUCT on the policy's priors, leaf values from its critic, the model's
+    discount (``gamma``), leaves batched 8 at a time with virtual loss. Without one: UCT with
+    random rollouts of at most 20 steps, discount 1. Both reuse the tree between steps and
+    widen chance outcomes progressively (``chance_widening_c=1.0``), since the bundled
+    environments rarely repeat an outcome (fresh candidates, noisy text).
+
+    Args:
+        ppo_model: A PPO model from :func:`rlagent.make_ppo` / :func:`rlagent.load`, or
+            ``None``.
+        env: The environment the agent will act in.
+        simulations: Simulations per decision.
+        seed: Seed of the planner (episodes are re-seeded by ``reset(seed)``).
+        oracle: Plan on the true hidden state (report as an upper bound).
+        config: Full search settings; overrides the defaults above (``simulations`` still
+            sets ``num_simulations``).
+
+    Returns:
+        The agent (``reset(seed)``, ``act(observation)``, ``predict(observation)``).
+    """
+    if config is None:
+        if ppo_model is None:
+            config = MCTSConfig(num_simulations=simulations, reuse_tree=True, chance_widening_c=1.0)
+        else:
+            config = MCTSConfig(
+                num_simulations=simulations,
+                selection="puct",
+                discount=float(getattr(ppo_model, "gamma", 0.99)),
+                batch_size=min(8, simulations),
+                reuse_tree=True,
+                chance_widening_c=1.0,
+            )
+    elif config.num_simulations != simulations:
+        from dataclasses import replace
+
+        config = replace(config, num_simulations=simulations)
+    return MCTSAgent(ppo_model, None, config, env=env, seed=seed, oracle=oracle)

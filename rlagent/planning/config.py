@@ -1,0 +1,196 @@
+"""Search settings: one frozen dataclass, validated on construction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from rlagent.planning.model import PlanningConfigError
+
+__all__ = ["MCTSConfig"]
+
+
+@dataclass(frozen=True)
+class MCTSConfig:
+    """Settings of :class:`rlagent.planning.MCTS`.
+
+    Attributes:
+        num_simulations: Simulations per call to ``search`` (each expands or evaluates one leaf).
+        selection: ``"uct"`` (UCB1: ``q + uct_c * sqrt(ln N / n)``, priors ignored, unvisited
+            actions tried first) or ``"puct"`` (AlphaZero:
+            ``q + c(N) * prior * sqrt(N) / (1 + n)`` with
+            ``c(N) = pb_c_init + ln((N + pb_c_base + 1) / pb_c_base)``).
+        uct_c: UCT exploration constant.
+        pb_c_init: PUCT exploration constant.
+        pb_c_base: PUCT visit scale at which exploration starts to grow.
+        discount: Discount factor applied per model step, in ``[0, 1]``.
+        max_depth: Model steps below the root after which a leaf is scored by the evaluator
+            instead of being expanded (``None``: no limit).
+        chance: ``"closed_loop"`` (children keyed by the sampled next state, a fresh outcome
+            sampled on every visit; correct on stochastic models) or ``"open_loop"`` (children
+            keyed by the action only; states re-simulated from the root each time; only right
+            when the best plan does not depend on chance outcomes).
+        normalize_q: Rescale Q values to ``[0, 1]`` with the minimum and maximum seen in the
+            tree (MuZero), so that ``uct_c`` / ``pb_c_init`` need no tuning per reward scale.
+        dirichlet_alpha: Concentration of Dirichlet noise mixed into the root priors
+            (``None``: no noise). Only meaningful with ``selection="puct"``.
+        dirichlet_fraction: Weight of that noise.
+        temperature: ``0`` picks the most visited root action (ties broken by Q); ``t > 0``
+            samples an action with probability proportional to ``visits ** (1 / t)``.
+        widening_c: Progressive widening: a node with ``N`` visits considers only its
+            ``ceil(widening_c * N ** widening_alpha)`` actions of highest prior (``None``:
+            every action).
+        widening_alpha: Exponent of progressive widening, in ``(0, 1)``.
+        chance_widening_c: Progressive widening of chance outcomes (closed loop only): once an
+            edge visited ``n`` times has ``ceil(chance_widening_c * n ** chance_widening_alpha)``
+            distinct outcomes, a visit revisits one of them (in proportion to how often each
+            was reached) instead of sampling the model. Lets the tree grow deep when outcomes
+            rarely repeat (fresh candidates, noisy text); ``None`` (default) always samples.
+        chance_widening_alpha: Exponent of chance widening, in ``(0, 1)``.
+        reuse_tree: Keep the subtree of the realised state between calls to ``search``.
+        batch_size: Leaves collected (with virtual loss) before one call to the evaluator's
+            ``evaluate_batch``; ``1`` evaluates each leaf at once.
+        virtual_loss: Visits added (each worth the lowest Q seen in the tree) to every edge on
+            a pending path, so that one batch spreads over different leaves.
+    """
+
+    num_simulations: int = 800
+    selection: Literal["uct", "puct"] = "uct"
+    uct_c: float = 1.0
+    pb_c_init: float = 1.25
+    pb_c_base: float = 19652.0
+    discount: float = 1.0
+    max_depth: int | None = None
+    chance: Literal["closed_loop", "open_loop"] = "closed_loop"
+    normalize_q: bool = True
+    dirichlet_alpha: float | None = None
+    dirichlet_fraction: float = 0.25
+    temperature: float = 0.0
+    widening_c: float | None = None
+    widening_alpha: float = 0.5
+    chance_widening_c: float | None = None
+    chance_widening_alpha: float = 0.5
+    reuse_tree: bool = False
+    batch_size: int = 1
+    virtual_loss: int = 1
+
+    def __post_init__(self) -> None:
+        """Check every setting; raise :class:`PlanningConfigError` naming the bad one."""
+        _check(
+            isinstance(self.num_simulations, int) and self.num_simulations >= 1,
+            "num_simulations",
+            self.num_simulations,
+            "an int >= 1",
+        )
+        _check(self.selection in ("uct", "puct"), "selection", self.selection, "'uct' or 'puct'")
+        _check(
+            self.chance in ("closed_loop", "open_loop"),
+            "chance",
+            self.chance,
+            "'closed_loop' or 'open_loop'",
+        )
+        _check(_finite(self.uct_c) and self.uct_c >= 0, "uct_c", self.uct_c, "a float >= 0")
+        _check(
+            _finite(self.pb_c_init) and self.pb_c_init >= 0,
+            "pb_c_init",
+            self.pb_c_init,
+            "a float >= 0",
+        )
+        _check(
+            _finite(self.pb_c_base) and self.pb_c_base > 0,
+            "pb_c_base",
+            self.pb_c_base,
+            "a float > 0",
+        )
+        _check(
+            _finite(self.discount) and 0.0 <= self.discount <= 1.0,
+            "discount",
+            self.discount,
+            "a float in [0, 1]",
+        )
+        _check(
+            self.max_depth is None or (isinstance(self.max_depth, int) and self.max_depth >= 1),
+            "max_depth",
+            self.max_depth,
+            "None or an int >= 1",
+        )
+        _check(
+            self.dirichlet_alpha is None
+            or (_finite(self.dirichlet_alpha) and self.dirichlet_alpha > 0),
+            "dirichlet_alpha",
+            self.dirichlet_alpha,
+            "None or a float > 0",
+        )
+        _check(
+            _finite(self.dirichlet_fraction) and 0.0 <= self.dirichlet_fraction <= 1.0,
+            "dirichlet_fraction",
+            self.dirichlet_fraction,
+            "a float in [0, 1]",
+        )
+        _check(
+            _finite(self.temperature) and self.temperature >= 0,
+            "temperature",
+            self.temperature,
+            "a float >= 0",
+        )
+        _check(
+            self.widening_c is None or (_finite(self.widening_c) and self.widening_c > 0),
+            "widening_c",
+            self.widening_c,
+            "None or a float > 0",
+        )
+        _check(
+            _finite(self.widening_alpha) and 0.0 < self.widening_alpha < 1.0,
+            "widening_alpha",
+            self.widening_alpha,
+            "a float in (0, 1)",
+        )
+        _check(
+            self.chance_widening_c is None
+            or (_finite(self.chance_widening_c) and self.chance_widening_c > 0),
+            "chance_widening_c",
+            self.chance_widening_c,
+            "None or a float > 0",
+        )
+        _check(
+            _finite(self.chance_widening_alpha) and 0.0 < self.chance_widening_alpha < 1.0,
+            "chance_widening_alpha",
+            self.chance_widening_alpha,
+            "a float in (0, 1)",
+        )
+        _check(
+            isinstance(self.batch_size, int) and self.batch_size >= 1,
+            "batch_size",
+            self.batch_size,
+            "an int >= 1",
+        )
+        _check(
+            isinstance(self.virtual_loss, int) and self.virtual_loss >= 0,
+            "virtual_loss",
+            self.virtual_loss,
+            "an int >= 0",
+        )
+        if self.chance == "open_loop" and self.chance_widening_c is not None:
+            raise PlanningConfigError(
+                "MCTSConfig: chance_widening_c needs chance='closed_loop' (open-loop nodes keep "
+                "no outcomes); set chance_widening_c=None or use chance='closed_loop'."
+            )
+        if self.chance == "open_loop" and self.reuse_tree:
+            raise PlanningConfigError(
+                "MCTSConfig: reuse_tree=True needs chance='closed_loop' (an open-loop tree does "
+                "not know which state a node stands for); set reuse_tree=False or use "
+                "chance='closed_loop'."
+            )
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(ok: bool, name: str, value: object, expected: str) -> None:
+    if not ok:
+        raise PlanningConfigError(
+            f"MCTSConfig.{name}: got {value!r}, expected {expected}; "
+            f"pass a valid {name}=... or leave it at its default."
+        )

@@ -1,0 +1,207 @@
+"""Training configuration: a frozen dataclass, per-env YAML defaults, and overrides.
+
+Each bundled environment ships a hyperparameter file in ``rlagent/configs/`` (RL Baselines3
+Zoo style). :func:`load_config` starts from it (or from generic defaults for a user's env),
+applies a user's ``--config FILE.yaml``, then explicit overrides such as ``--timesteps``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ConfigError", "TrainConfig", "default_config_path", "load_config", "parse_kwargs"]
+
+_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """Raised for a configuration file or override that cannot be used."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Attributes:
+        env_id: Registered Gymnasium id of the training environment.
+        n_timesteps: Total environment steps to train for (rounded up to whole rollouts of
+            ``n_steps * n_envs``).
+        n_envs: Number of parallel training environments.
+        seed: Seed for PPO, the environments and evaluation.
+        encoder: ``"default"``, ``"tiny-random"``, a local model folder or a hub id.
+        encoder_mode: ``"frozen"``, ``"lora"`` or ``"full"``.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        max_length: Tokens per text segment.
+        env_kwargs: Keyword arguments of the training environment.
+        eval_env_kwargs: Keyword arguments of the evaluation environment (defaults to
+            ``env_kwargs``; the bundled configs evaluate on the test split).
+        ppo: Keyword arguments for Stable-Baselines3's PPO (``n_steps``, ``batch_size``...).
+        policy_kwargs: Policy keyword arguments (``net_arch``...).
+        eval_freq: Evaluate every this many environment steps (0 disables).
+        eval_episodes: Episodes per evaluation.
+        checkpoint_freq: Checkpoint every this many environment steps (0: only at the end
+            and on interruption).
+        keep_checkpoints: How many checkpoints to keep.
+        baseline_episodes: Episodes per baseline in the final report (0 skips baselines).
+    """
+
+    env_id: str
+    n_timesteps: int = 100_000
+    n_envs: int = 4
+    seed: int = 0
+    encoder: str = "default"
+    encoder_mode: str = "frozen"
+    device: str = "auto"
+    max_length: int = 48
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_env_kwargs: dict[str, Any] | None = None
+    ppo: dict[str, Any] = field(default_factory=dict)
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_freq: int = 10_000
+    eval_episodes: int = 50
+    checkpoint_freq: int = 10_000
+    keep_checkpoints: int = 3
+    baseline_episodes: int = 200
+
+    def __post_init__(self) -> None:
+        checks = {
+            "n_timesteps": self.n_timesteps >= 1,
+            "n_envs": self.n_envs >= 1,
+            "max_length": self.max_length >= 2,
+            "eval_freq": self.eval_freq >= 0,
+            "eval_episodes": self.eval_episodes >= 1,
+            "checkpoint_freq": self.checkpoint_freq >= 0,
+            "keep_checkpoints": self.keep_checkpoints >= 1,
+            "baseline_episodes": self.baseline_episodes >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"{name} = {getattr(self, name)!r} is out of range")
+        if self.encoder_mode not in ("frozen", "lora", "full"):
+            raise ConfigError(
+                f"encoder_mode = {self.encoder_mode!r}; expected 'frozen', 'lora' or 'full'"
+            )
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device = {self.device!r}; expected 'auto', 'cpu' or 'cuda'")
+
+    @property
+    def resolved_eval_env_kwargs(self) -> dict[str, Any]:
+        """The evaluation env's kwargs: ``eval_env_kwargs`` merged over ``env_kwargs``."""
+        return {**self.env_kwargs, **(self.eval_env_kwargs or {})}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (YAML/JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (``None`` values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def default_config_path(env_id: str) -> Path:
+    """Path of the bundled YAML for ``env_id`` (``rlagent/CustomerService-v0`` ->
+    ``rlagent/configs/CustomerService-v0.yaml``); it may not exist for a user's env."""
+    return _CONFIG_DIR / f"{env_id.split('/')[-1]}.yaml"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Config file {path} must hold a mapping of settings, got {type(data).__name__}."
+        )
+    return data
+
+
+_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any], source: str) -> dict[str, Any]:
+    unknown = sorted(set(update) - _FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown setting(s) {', '.join(unknown)}; known settings are "
+            f"{', '.join(sorted(_FIELDS))}."
+        )
+    merged = dict(base)
+    for key, value in update.items():
+        if key in ("env_kwargs", "eval_env_kwargs", "ppo", "policy_kwargs") and value is not None:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
+            merged[key] = {**(merged.get(key) or {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    env_id: str,
+    *,
+    config_file: str | Path | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> TrainConfig:
+    """Build a :class:`TrainConfig` for ``env_id``.
+
+    Order (later wins): dataclass defaults, the bundled ``rlagent/configs/<Env>.yaml`` if
+    any, ``config_file``, ``env_kwargs`` (merged into the env's kwargs), then ``overrides``
+    whose value is not ``None``.
+
+    Args:
+        env_id: Registered environment id.
+        config_file: Optional user YAML with any :class:`TrainConfig` fields.
+        env_kwargs: Extra environment keyword arguments.
+        **overrides: Field values, e.g. ``n_timesteps=50_000``.
+
+    Returns:
+        The configuration.
+
+    Raises:
+        ConfigError: A file is missing or malformed, or a setting is unknown or out of range.
+    """
+    settings: dict[str, Any] = {"env_id": env_id}
+    bundled = default_config_path(env_id)
+    if bundled.is_file():
+        settings = _merge(settings, _read_yaml(bundled), str(bundled))
+    if config_file is not None:
+        settings = _merge(settings, _read_yaml(Path(config_file)), str(config_file))
+    if env_kwargs:
+        settings = _merge(settings, {"env_kwargs": dict(env_kwargs)}, "--env-kwargs")
+    settings = _merge(
+        settings, {k: v for k, v in overrides.items() if v is not None}, "overrides"
+    )
+    settings["env_id"] = env_id
+    return TrainConfig(**settings)
+
+
+def parse_kwargs(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """Parse ``["split=test", "noise=0.1"]`` into ``{"split": "test", "noise": 0.1}``.
+
+    Values are read as YAML scalars, so numbers, booleans and lists parse naturally.
+
+    Raises:
+        ConfigError: An item has no ``=``.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"Expected KEY=VALUE, got {pair!r} (e.g. --env-kwargs split=test)")
+        try:
+            out[key] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            out[key] = value
+    return out

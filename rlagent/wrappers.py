@@ -1,0 +1,215 @@
+"""Gymnasium wrappers that turn text observations into token-id Dicts that SB3 accepts.
+
+:class:`TokenizeText` works on any Gymnasium env whose observation space is
+
+* a ``spaces.Text`` (becomes ``text_input_ids`` / ``text_attention_mask``),
+* a ``spaces.Tuple`` of ``Text`` (``K`` segments, same keys), or
+* a ``spaces.Dict`` holding ``Text`` entries, ``Tuple``-of-``Text`` entries and ``Box`` entries.
+
+Every text entry ``key`` becomes ``f"{key}_input_ids"`` and ``f"{key}_attention_mask"``, two int64
+Boxes of shape ``(K, max_length)`` (``K = 1`` for a single Text); Boxes pass through unchanged.
+An empty string is an absent segment: its ids and mask rows are all zero.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["TokenizeText", "UnsupportedObservationError"]
+
+_DEFAULT_KEY = "text"
+
+
+class UnsupportedObservationError(TypeError):
+    """An observation space holds something :class:`TokenizeText` cannot turn into token ids."""
+
+
+def _segments(space: spaces.Space) -> int | None:
+    """Number of text segments of a Text / Tuple-of-Text space, ``None`` for anything else."""
+    if isinstance(space, spaces.Text):
+        return 1
+    if (
+        isinstance(space, spaces.Tuple)
+        and len(space.spaces) > 0
+        and all(isinstance(s, spaces.Text) for s in space.spaces)
+    ):
+        return len(space.spaces)
+    return None
+
+
+class TokenizeText(gym.ObservationWrapper):
+    """Tokenize the text in observations with a Hugging Face tokenizer (contract B).
+
+    Token ids of each distinct string are kept in an LRU cache, so a string seen before costs a
+    dictionary lookup.
+
+    Args:
+        env: Env with a Text, Tuple-of-Text or Dict observation space (see module docstring).
+        tokenizer_or_encoder_name: A tokenizer (callable like a Hugging Face tokenizer), an
+            :class:`rlagent.encoders.Encoder`, or an encoder name/folder for
+            :func:`rlagent.encoders.load_tokenizer` (``"default"``, ``"tiny-random"``, ...).
+        max_length: Tokens per segment, ``[CLS]`` and ``[SEP]`` included; longer text is truncated.
+        cache_size: Distinct strings whose token ids are kept.
+
+    Raises:
+        UnsupportedObservationError: For any other observation space.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> from gymnasium import spaces
+        >>> class Echo(gym.Env):
+        ...     observation_space = spaces.Text(20)
+        ...     action_space = spaces.Discrete(2)
+        ...     def reset(self, *, seed=None, options=None):
+        ...         super().reset(seed=seed)
+        ...         return "hello", {}
+        ...     def step(self, action):
+        ...         return "bye", 0.0, True, False, {}
+        >>> env = TokenizeText(Echo(), "tiny-random", max_length=8)
+        >>> obs, _ = env.reset(seed=0)
+        >>> sorted(obs), obs["text_input_ids"].shape
+        (['text_attention_mask', 'text_input_ids'], (1, 8))
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        tokenizer_or_encoder_name: Any = "default",
+        *,
+        max_length: int = 64,
+        cache_size: int = 65_536,
+    ) -> None:
+        super().__init__(env)
+        if int(max_length) < 2:
+            raise ValueError(
+                f"max_length must be >= 2 (room for [CLS] and [SEP]), got {max_length!r}."
+            )
+        self.max_length = int(max_length)
+        self.cache_size = int(cache_size)
+        self.encoder_name: str | None = None
+        tok = tokenizer_or_encoder_name
+        if isinstance(tok, str):
+            from rlagent.encoders.loading import load_tokenizer
+
+            self.encoder_name = tok
+            tok = load_tokenizer(tok)
+        elif hasattr(tok, "tokenizer") and hasattr(tok, "checksum"):
+            self.encoder_name = tok.name
+            tok = tok.tokenizer
+        if not callable(tok):
+            raise TypeError(
+                "tokenizer_or_encoder_name must be a tokenizer, an rlagent Encoder or an encoder "
+                f"name, got {type(tokenizer_or_encoder_name).__name__}."
+            )
+        self.tokenizer = tok
+        self.vocab_size = int(len(tok))
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._layout, self.observation_space = self._build_space(env.observation_space)
+
+    # ------------------------------------------------------------------ spaces
+    def _build_space(
+        self, space: spaces.Space
+    ) -> tuple[list[tuple[str, str, int | None]], spaces.Dict]:
+        """Layout ``(out_key_base, in_key, segments or None for Box)`` and the new space."""
+        if _segments(space) is not None:
+            layout = [(_DEFAULT_KEY, None, _segments(space))]
+            entries = {_DEFAULT_KEY: space}
+        elif isinstance(space, spaces.Dict):
+            layout = []
+            entries = dict(space.spaces)
+            for key, sub in entries.items():
+                count = _segments(sub)
+                if count is None and not isinstance(sub, spaces.Box):
+                    raise UnsupportedObservationError(
+                        f"Observation entry {key!r} is {sub!r}; TokenizeText supports Text, "
+                        "Tuple of Text (one Text per segment) and Box entries. Convert it to one "
+                        "of these (e.g. a Discrete value to a one-hot Box) in your own wrapper."
+                    )
+                layout.append((key, key, count))
+        else:
+            raise UnsupportedObservationError(
+                f"Observation space {space!r} is not supported; TokenizeText supports Text, "
+                "Tuple of Text, and Dict holding Text, Tuple-of-Text and Box entries."
+            )
+        out: dict[str, spaces.Space] = {}
+        shape_high = max(self.vocab_size - 1, 1)
+        for base, in_key, count in layout:
+            if count is None:
+                out[base] = entries[in_key]
+                continue
+            shape = (count, self.max_length)
+            ids_key, mask_key = f"{base}_input_ids", f"{base}_attention_mask"
+            for new in (ids_key, mask_key):
+                if new in entries and new != base:
+                    raise UnsupportedObservationError(
+                        f"Observation entry {base!r} would become {new!r}, which already exists; "
+                        "rename one of the entries."
+                    )
+            out[ids_key] = spaces.Box(0, shape_high, shape=shape, dtype=np.int64)
+            out[mask_key] = spaces.Box(0, 1, shape=shape, dtype=np.int64)
+        return layout, spaces.Dict(out)
+
+    # ------------------------------------------------------------------ tokenizing
+    def _encode_missing(self, texts: list[str]) -> None:
+        enc = self.tokenizer(
+            texts, max_length=self.max_length, truncation=True, padding="max_length"
+        )
+        for text, ids, mask in zip(texts, enc["input_ids"], enc["attention_mask"], strict=True):
+            pair = (np.asarray(ids, dtype=np.int64), np.asarray(mask, dtype=np.int64))
+            pair[0].setflags(write=False)
+            pair[1].setflags(write=False)
+            self._cache[text] = pair
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def tokenize(self, texts: list[str] | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention masks of ``K`` segments.
+
+        Args:
+            texts: ``K`` strings; an empty string is an absent segment.
+
+        Returns:
+            ``(input_ids, attention_mask)``, each int64 of shape ``(K, max_length)``.
+        """
+        count = len(texts)
+        ids = np.zeros((count, self.max_length), dtype=np.int64)
+        mask = np.zeros((count, self.max_length), dtype=np.int64)
+        cache = self._cache
+        missing = [t for t in dict.fromkeys(texts) if t and t not in cache]
+        if missing:
+            self._encode_missing(missing)
+        for row, text in enumerate(texts):
+            if not text:
+                continue
+            pair = cache.get(text)
+            if pair is None:  # evicted by a tiny cache while encoding this very batch
+                self._encode_missing([text])
+                pair = cache[text]
+            else:
+                cache.move_to_end(text)
+            ids[row] = pair[0]
+            mask[row] = pair[1]
+        return ids, mask
+
+    def observation(self, observation: Any) -> dict[str, Any]:
+        """Turn one raw observation into the token-id Dict (usable on its own, without stepping)."""
+        out: dict[str, Any] = {}
+        for base, in_key, count in self._layout:
+            value = observation if in_key is None else observation[in_key]
+            if count is None:
+                out[base] = value
+                continue
+            texts = (value,) if isinstance(value, str) else tuple(value)
+            if len(texts) != count:
+                raise ValueError(
+                    f"Observation entry {base!r} holds {len(texts)} segments, expected {count}."
+                )
+            ids, mask = self.tokenize(texts)
+            out[f"{base}_input_ids"] = ids
+            out[f"{base}_attention_mask"] = mask
+        return out

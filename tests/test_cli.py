@@ -1,0 +1,79 @@
+import json
+
+import pytest
+import toyenv  # noqa: F401  (registers ToyKeyword-v0)
+
+from rlagent.cli import build_parser, main
+
+
+def test_parser_knows_the_documented_flags():
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--env",
+            "rlagent/CustomerService-v0",
+            "--env-kwargs",
+            "split=test",
+            "noise=0.1",
+            "--timesteps",
+            "1000",
+            "--out",
+            "runs/x",
+            "--encoder",
+            "default",
+            "--encoder-mode",
+            "lora",
+            "--n-envs",
+            "2",
+            "--seed",
+            "3",
+            "--device",
+            "cpu",
+            "--resume",
+        ]
+    )
+    assert args.env_kwargs == ["split=test", "noise=0.1"]
+    assert args.encoder_mode == "lora" and args.resume and args.n_envs == 2
+    args = build_parser().parse_args(
+        ["evaluate", "m.zip", "--env", "x", "--planner", "mcts", "--simulations", "50", "--json"]
+    )
+    assert args.planner == "mcts" and args.simulations == 50 and args.json
+
+
+def test_resume_and_overwrite_are_exclusive(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--env", "x", "--resume", "--overwrite"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_evaluate_baseline_prints_one_json_object(capsys):
+    assert main(["evaluate", "oracle", "--env", "ToyKeyword-v0", "--episodes", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["episodes"] == 4
+    assert out["mean_return"] == 3.0 and out["std_return"] == 0.0
+    assert out["success_rate"] == 1.0
+    assert "baselines" not in out
+
+
+def test_evaluate_table_with_baselines(capsys):
+    code = main(["evaluate", "random", "--env", "ToyKeyword-v0", "--episodes", "3", "--baselines"])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "| random |" in table and "| oracle |" in table and "success_rate" in table
+
+
+def test_unknown_agent_is_a_clear_error(capsys):
+    assert main(["evaluate", "wizard", "--env", "ToyKeyword-v0", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "'wizard' is neither a model file nor a baseline" in err
+    assert "oracle, random" in err
+
+
+def test_unknown_env_is_a_clear_error(capsys):
+    assert main(["evaluate", "random", "--env", "rlagent/CustomerServce-v0"]) == 2
+    assert "CustomerServce" in capsys.readouterr().err
+
+
+def test_bad_env_kwargs_is_a_clear_error(capsys):
+    assert main(["evaluate", "random", "--env", "ToyKeyword-v0", "--env-kwargs", "split"]) == 2
+    assert "Expected KEY=VALUE, got 'split'" in capsys.readouterr().err

@@ -1,0 +1,60 @@
+import re
+
+import pytest
+
+from rlagent.training import ConfigError, TrainConfig, load_config, parse_kwargs
+
+
+def test_bundled_yaml_is_loaded_and_overrides_apply(tmp_path):
+    config = load_config("rlagent/CustomerService-v0")
+    assert config.n_envs == 8
+    assert config.eval_env_kwargs == {"split": "test"}
+    user = tmp_path / "user.yaml"
+    user.write_text("n_envs: 2\nppo:\n  learning_rate: 0.001\n")
+    config = load_config(
+        "rlagent/CustomerService-v0",
+        config_file=user,
+        env_kwargs={"noise": 0.1},
+        n_timesteps=1234,
+        seed=None,
+    )
+    assert config.n_envs == 2
+    assert config.n_timesteps == 1234
+    assert config.ppo["learning_rate"] == 0.001
+    assert config.ppo["n_steps"] == 128  # kept from the bundled file
+    assert config.env_kwargs == {"split": "train", "noise": 0.1}
+    assert config.resolved_eval_env_kwargs == {"split": "test", "noise": 0.1}
+
+
+def test_unknown_setting_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("n_env: 2\n")
+    with pytest.raises(ConfigError, match=re.escape("unknown setting(s) n_env")):
+        load_config("rlagent/CustomerService-v0", config_file=bad)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("rlagent/CustomerService-v0", config_file=tmp_path / "nope.yaml")
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config("rlagent/CustomerService-v0", config_file=bad)
+
+
+def test_out_of_range_values_are_rejected():
+    with pytest.raises(ConfigError, match=re.escape("n_envs = 0 is out of range")):
+        TrainConfig(env_id="x", n_envs=0)
+    with pytest.raises(ConfigError, match="encoder_mode = 'frozn'"):
+        TrainConfig(env_id="x", encoder_mode="frozn")
+
+
+def test_parse_kwargs_reads_yaml_scalars():
+    assert parse_kwargs(["split=test", "noise=0.1", "vague=true", "name="]) == {
+        "split": "test",
+        "noise": 0.1,
+        "vague": True,
+        "name": "",
+    }
+    with pytest.raises(ConfigError, match=re.escape("Expected KEY=VALUE, got 'split'")):
+        parse_kwargs(["split"])
