@@ -91,7 +91,8 @@ def main() -> None:
     model.learn(steps)
     for agent, name in ((model, "PPO"), ("random", "random")):
         result = rlagent.evaluate(agent, "RoutingEnv-v0", episodes=50, seed=1, name=name)
-        print(f"{name:>6}: return {result.mean_return:5.2f}  accuracy {result.metrics['accuracy']:.2f}")
+        accuracy = result.metrics["accuracy"]
+        print(f"{name:>6}: return {result.mean_return:5.2f}  accuracy {accuracy:.2f}")
 
 
 if __name__ == "__main__":

@@ -32,10 +32,13 @@ def main() -> None:
         ppo={"n_steps": 32, "batch_size": 32, "n_epochs": 1},
     )
     config = load_config(
-        ENV_ID, n_timesteps=args.timesteps or (128 if args.quick else None), **(quick if args.quick else {})
+        ENV_ID,
+        n_timesteps=args.timesteps or (128 if args.quick else None),
+        **(quick if args.quick else {}),
     )
     result = train(config, args.out, overwrite=True)
-    print(f"trained {result.timesteps} steps in {result.wall_time_s:.0f} s ({result.fps:.0f} frames/s)")
+    speed = f"{result.wall_time_s:.0f} s ({result.fps:.0f} frames/s)"
+    print(f"trained {result.timesteps} steps in {speed}")
 
     agents = [result.model_path, "random", "heuristic", "oracle"]
     results = evaluate_many(

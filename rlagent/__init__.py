@@ -24,6 +24,8 @@ _LAZY = {
     "load": "rlagent.agents",
     "make_vec_env": "rlagent.agents",
     "wrap_for_model": "rlagent.agents",
+    "spec_of": "rlagent.agents",
+    "TextActorCriticPolicy": "rlagent.agents",
     "evaluate": "rlagent.agents.evaluation",
     "EvalResult": "rlagent.agents.evaluation",
     "load_encoder": "rlagent.encoders",

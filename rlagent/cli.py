@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     tune.add_argument("--pruner", choices=["median", "halving", "none"], default="median")
     tune.add_argument("--encoder")
+    tune.add_argument("--n-envs", type=int)
+    tune.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    tune.add_argument("--config", help="YAML file of settings overriding the env's defaults")
+    tune.add_argument("--n-evaluations", type=int, default=4, help="evaluations per trial")
+    tune.add_argument("--timeout", type=float, help="stop starting trials after this many s")
+    tune.add_argument("--ray-address", help="address of a running Ray cluster (--backend ray)")
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--eval-episodes", type=int)
     tune.add_argument("--out", default=None, help="folder for the summary and plot")
@@ -233,13 +239,19 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_episodes=args.eval_episodes,
         out_dir=args.out,
+        n_envs=args.n_envs,
+        device=args.device,
+        config_file=args.config,
+        n_evaluations=args.n_evaluations,
+        timeout_s=args.timeout,
+        ray_address=args.ray_address,
     )
     summary = tune(config)
     if args.json:
         _print_json(summary)
     else:
         print(format_tune_summary(summary))
-    return 0
+    return 128 + int(signal.SIGINT) if summary.get("interrupted") else 0
 
 
 _COMMANDS = {

@@ -20,6 +20,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     import gymnasium.error
 
     from rlagent.training.checkpoints import CheckpointError
+    from rlagent.training.tuning import TuneError
 
     return (
         ValueError,
@@ -27,5 +28,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
         FileExistsError,
         ImportError,
         CheckpointError,
+        TuneError,
         gymnasium.error.Error,
     )

@@ -21,3 +21,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models run faster on one thread than fighting for two shared cores."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -243,7 +243,7 @@ class CustomerServiceEnv(gym.Env[dict, int]):
         """Create the environment.
 
         Args:
-            render_mode: ``None`` or ``"ansi"`` (``render()`` returns the transcript).
+            render_mode: ``"ansi"`` (``render()`` returns the transcript) or ``None``.
             split: ``"train"`` or ``"test"``: which templates and mood phrases customers use
                 (disjoint phrasings). With ``dataset``, pass the split's own CSV too.
             dataset: Optional CSV ``text,category`` whose rows replace the built-in specific
@@ -265,10 +265,6 @@ class CustomerServiceEnv(gym.Env[dict, int]):
             DatasetFormatError: If the dataset or mapping file is malformed.
         """
         check_split(split)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise CustomerServiceConfigError(
-                f"render_mode={render_mode!r} is not supported; expected None or 'ansi'."
-            )
         lo, hi = (int(p) for p in patience)
         if not 1 <= lo <= hi:
             raise CustomerServiceConfigError(
@@ -414,6 +410,10 @@ class CustomerServiceEnv(gym.Env[dict, int]):
                 )
             self._initial_mood = MOODS.index(options["mood"])
         if "patience" in options:
+            if int(options["patience"]) < 1:
+                raise CustomerServiceConfigError(
+                    f"reset option patience={options['patience']!r}; expected an int >= 1."
+                )
             self._patience = int(options["patience"])
         if "vague" in options:
             self._vague = bool(options["vague"])
@@ -538,8 +538,15 @@ class CustomerServiceEnv(gym.Env[dict, int]):
         }
 
     def render(self) -> str | None:
-        """The transcript so far, one segment per line (``render_mode="ansi"``)."""
+        """The transcript so far, one segment per line (``render_mode="ansi"``).
+
+        Other render modes (SB3's ``make_vec_env`` asks for ``"rgb_array"``) render nothing.
+        """
         if self.render_mode != "ansi":
+            gym.logger.warn(
+                f"render_mode={self.render_mode!r}: CustomerServiceEnv renders only 'ansi' "
+                "(the transcript); pass render_mode='ansi'."
+            )
             return None
         lines = list(self._transcript)
         if self._outcome and self._outcome != "unset":

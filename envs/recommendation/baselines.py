@@ -1,4 +1,4 @@
-"""Baseline recommendation policies (contract C: ``cls(env)``, ``reset(seed)``, ``act(obs)``).
+"""Baseline recommendation policies (built as ``cls(env)``, with ``reset(seed)`` and ``act(obs)``).
 
 * :class:`RandomPolicy` -- a slate of distinct candidates drawn uniformly.
 * :class:`PopularityPolicy` -- the most popular candidates (``candidate_popularity``).

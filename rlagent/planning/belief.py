@@ -1,6 +1,6 @@
 """Beliefs over hidden state: what the planner uses instead of the true hidden fields.
 
-An environment state (contract D of the design notes) is a frozen dataclass whose class names
+An environment state is a frozen dataclass whose class names
 the fields the agent cannot observe in ``HIDDEN``. Before the planner sees a state,
 :func:`hide` replaces those fields with ``None``; :class:`ParticleBelief` then draws candidate
 values from the environment's prior (``sample_hidden``), weights them by how likely they make

@@ -39,10 +39,21 @@ class SearchResult:
         actions: The root's legal actions, ``[A]``; the tuples below are aligned with it.
         visit_counts: Simulations through each root action, ``[A]``.
         q_values: Mean discounted return after each root action, ``[A]`` (``nan`` if unvisited).
-        value: The search's estimate of the root value: the Q value of the most visited action.
-        value_stderr: Standard error of ``value`` (sample standard deviation of the returns
-            backed up through that action over the square root of its visits; ``nan`` below
-            two visits).
+        value: The search's estimate of the value of acting well from the root, backed up
+            along the most visited actions: a node visited at least twice is worth the value
+            of its most visited action (ties broken by Q); a node visited at most once, or
+            terminal, is worth the mean return of the simulations that reached it (evaluator
+            values included); an action is worth ``reward + discount * value`` of the outcome
+            reached, averaged over its visits with each outcome weighted by how often it was
+            reached. Exploratory actions below the root therefore do not drag it down, as
+            they do ``q_values``. With ``chance="open_loop"``: the Q value of the most
+            visited action.
+        value_stderr: Standard error of ``value``, computed the same way down the tree: the
+            spread of the per-outcome values over an action's visits, plus each outcome's own
+            variance times its squared visit frequency. It counts sampling noise only, not
+            the error of an evaluator biased for ``V*`` (random rollouts: the value of random
+            play beyond the tree), nor which action is most visited at thinly visited nodes.
+            ``nan`` below two visits of the chosen action.
         simulations: Simulations run in this call.
         root_visits: Visits of the root, reused ones included.
         tree_size: Nodes in the tree after the search.
@@ -385,9 +396,8 @@ class MCTS:
                 child = bucket.get(k)
                 if child is None:
                     child = bucket[k] = self._new_node(k, next_state)
-                if widen is not None:
-                    child.arrivals += 1
-                    child.reward_sum += reward
+                child.arrivals += 1
+                child.reward_sum += reward
                 if child.pending:
                     return path, (child, next_state)
             else:
@@ -496,26 +506,120 @@ class MCTS:
             chosen = int(rng.choice(len(n), p=weights / weights.sum()))
         else:
             chosen = best
-        nb = n[best]
-        if nb >= 2:
-            mean = root.w[best] / nb
-            var = max(root.wsq[best] / nb - mean * mean, 0.0) * nb / (nb - 1)
-            stderr = math.sqrt(var / nb)
+        if n[best] < 2:
+            value, stderr = (float(q[best]) if n[best] else math.nan), math.nan
+        elif self.config.chance == "closed_loop":
+            value, variance = self._root_value(root, best)
+            stderr = math.sqrt(variance)
         else:
-            stderr = math.nan
+            value, variance = _edge_mean(root, best)
+            stderr = math.sqrt(variance)
         order = sorted(range(len(n)), key=lambda i: root.actions[i])
         return SearchResult(
             action=int(root.actions[chosen]),
             actions=tuple(int(root.actions[i]) for i in order),
             visit_counts=tuple(int(n[i]) for i in order),
             q_values=tuple(float(q[i]) for i in order),
-            value=float(q[best]),
+            value=float(value),
             value_stderr=float(stderr),
             simulations=simulations,
             root_visits=int(root.visits),
             tree_size=self._size,
             reused=reused,
         )
+
+    def _root_value(self, root: _Node, best: int) -> tuple[float, float]:
+        """Value of following the most visited actions from ``root``, and its variance.
+
+        A node visited at least twice is worth the value of its most visited action (ties
+        broken by Q; ``best`` at the root); a node visited at most once (or a terminal one) is
+        worth the mean return of the simulations that reached it, evaluator values included.
+        The value of an action is the mean over its visits of ``reward + discount * value of
+        the outcome reached``, each outcome weighted by how often it was reached (outcomes that
+        ended the episode keep their sampled rewards). Its variance is that of a stratified
+        mean: the spread of the per-outcome values over the visits, plus each outcome's own
+        variance weighted by its squared visit frequency. Iterative (post-order), so that deep
+        trees do not hit the recursion limit.
+        """
+        gamma = self.config.discount
+        done: dict[int, tuple[float, float]] = {}
+        stack: list[tuple[_Node, int]] = [(root, best)]
+        while stack:
+            node, i = stack[-1]
+            bucket = node.children[i] or {}
+            missing = False
+            for child in bucket.values():
+                if id(child) in done:
+                    continue
+                if child.visits < 2 or child.terminal:
+                    done[id(child)] = _arrival_mean(child)
+                else:
+                    stack.append((child, _most_visited(child)))
+                    missing = True
+            if missing:
+                continue
+            stack.pop()
+            done[id(node) if node is not root else -1] = self._action_value(node, i, done, gamma)
+        return done[-1]
+
+    @staticmethod
+    def _action_value(
+        node: _Node, i: int, done: dict[int, tuple[float, float]], gamma: float
+    ) -> tuple[float, float]:
+        """Stratified mean and variance of ``reward + gamma * value(outcome)`` over edge ``i``."""
+        n = node.n[i]
+        strata = []
+        rest_n, rest_w = n, node.w[i]
+        for child in (node.children[i] or {}).values():
+            a = child.arrivals
+            if a == 0:
+                continue
+            value, variance = done[id(child)]
+            strata.append((a, child.reward_sum / a + gamma * value, variance))
+            rest_n -= a
+            rest_w -= child.reward_sum + gamma * _arrival_sum(child)
+        if not strata:
+            return _edge_mean(node, i)
+        if rest_n > 0:  # visits that ended the episode: their rewards, as sampled
+            strata.append((rest_n, rest_w / rest_n, 0.0))
+        total = sum(s[0] for s in strata)
+        mean = sum(a * m for a, m, _ in strata) / total
+        between = sum(a * (m - mean) ** 2 for a, m, _ in strata)
+        between = between / ((total - 1) * total) if total > 1 else 0.0
+        within = gamma * gamma * sum((a / total) ** 2 * v for a, _, v in strata)
+        return mean, between + within
+
+
+def _most_visited(node: _Node) -> int:
+    n, w = node.n, node.w
+    return max(range(len(n)), key=lambda i: (n[i], w[i] / n[i] if n[i] else -math.inf))
+
+
+def _arrival_sum(node: _Node) -> float:
+    """Sum of the returns from ``node`` over the simulations that reached it."""
+    return (node.arrivals - node.visits) * node.v0 + node.wsum
+
+
+def _arrival_mean(node: _Node) -> tuple[float, float]:
+    """Mean return from ``node`` over the simulations that reached it, and its variance."""
+    a = node.arrivals
+    if a == 0:
+        return node.v0, 0.0
+    stopped = a - node.visits  # simulations that stopped here and took the evaluator's value
+    mean = (stopped * node.v0 + node.wsum) / a
+    if a < 2:
+        return mean, 0.0
+    square = stopped * node.v0 * node.v0 + sum(node.wsq)
+    return mean, max(square / a - mean * mean, 0.0) / (a - 1)
+
+
+def _edge_mean(node: _Node, i: int) -> tuple[float, float]:
+    """Plain mean of the returns through edge ``i`` and the variance of that mean."""
+    n = node.n[i]
+    mean = node.w[i] / n
+    if n < 2:
+        return mean, 0.0
+    return mean, max(node.wsq[i] / n - mean * mean, 0.0) / (n - 1)
 
 
 def _sample_arrival(bucket: dict, rng: np.random.Generator) -> _Node:

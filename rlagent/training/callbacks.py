@@ -38,7 +38,7 @@ class EnvMetricsCallback(BaseCallback):
         self._episodes = 0
 
     def _on_step(self) -> bool:
-        for done, info in zip(self.locals["dones"], self.locals["infos"]):
+        for done, info in zip(self.locals["dones"], self.locals["infos"], strict=False):
             metrics = info.get("episode_metrics") if done else None
             if metrics:
                 self._episodes += 1
@@ -169,4 +169,3 @@ class RunCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return not (self.stop_flag or self.stopped_early)
-

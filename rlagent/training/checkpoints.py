@@ -151,8 +151,10 @@ def _verify(path: Path) -> Checkpoint:
 
 
 def list_checkpoints(directory: Path, *, verify: bool = True) -> list[Checkpoint]:
-    """Checkpoints in ``directory``, oldest first; with ``verify``, corrupt ones are skipped
-    with a warning."""
+    """Checkpoints in ``directory``, oldest first.
+
+    With ``verify``, corrupt ones are skipped with a warning.
+    """
     if not directory.is_dir():
         return []
     found = []

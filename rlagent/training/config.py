@@ -105,8 +105,10 @@ class TrainConfig:
 
 
 def default_config_path(env_id: str) -> Path:
-    """Path of the bundled YAML for ``env_id`` (``rlagent/CustomerService-v0`` ->
-    ``rlagent/configs/CustomerService-v0.yaml``); it may not exist for a user's env."""
+    """Path of the bundled YAML for ``env_id``; it may not exist for a user's env.
+
+    ``rlagent/CustomerService-v0`` maps to ``rlagent/configs/CustomerService-v0.yaml``.
+    """
     return _CONFIG_DIR / f"{env_id.split('/')[-1]}.yaml"
 
 
@@ -180,9 +182,7 @@ def load_config(
         settings = _merge(settings, _read_yaml(Path(config_file)), str(config_file))
     if env_kwargs:
         settings = _merge(settings, {"env_kwargs": dict(env_kwargs)}, "--env-kwargs")
-    settings = _merge(
-        settings, {k: v for k, v in overrides.items() if v is not None}, "overrides"
-    )
+    settings = _merge(settings, {k: v for k, v in overrides.items() if v is not None}, "overrides")
     settings["env_id"] = env_id
     return TrainConfig(**settings)
 

@@ -43,15 +43,15 @@ def plot_learning_curve(
         panels.append((main_metric, main_metric.replace("_", " ")))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     steps = [entry["timesteps"] for entry in history]
-    for ax, (key, label) in zip(axes[0], panels):
+    for ax, (key, label) in zip(axes[0], panels, strict=False):
         values = [entry.get(key, float("nan")) for entry in history]
         ax.plot(steps, values, marker="o", color="tab:blue", label="PPO (eval)", zorder=3)
         if key == "mean_return" and history and "ci95" in history[0]:
             ci = [entry.get("ci95", 0.0) for entry in history]
             ax.fill_between(
                 steps,
-                [v - c for v, c in zip(values, ci)],
-                [v + c for v, c in zip(values, ci)],
+                [v - c for v, c in zip(values, ci, strict=False)],
+                [v + c for v, c in zip(values, ci, strict=False)],
                 color="tab:blue",
                 alpha=0.15,
                 label="95% CI",

@@ -19,7 +19,14 @@ def test_bench_reports_every_variant_and_ratio_quickly():
         encoder="tiny-random", repeats=1, steps=128, slow_steps=128, include_bundled_env=False
     )
     json.dumps(result)
-    assert set(result["variants"]) == {"naive", "frozen_cache", "frozen_cache_bf16", "bow", "lora"}
+    assert set(result["variants"]) == {
+        "naive",
+        "full",
+        "frozen_cache",
+        "frozen_cache_bf16",
+        "bow",
+        "lora",
+    }
     assert result["variants"]["frozen_cache"]["frames_per_s"] > 0
     assert "frozen_cache_vs_naive" in result["ratios"]
     assert "frozen_cache_vs_bow" in result["ratios"]

@@ -225,6 +225,21 @@ def test_render_ansi_returns_transcript():
     assert text.endswith("[escalated]")
 
 
+def test_other_render_modes_render_nothing():
+    env = CustomerServiceEnv(render_mode="rgb_array")
+    env.reset(seed=0)
+    with pytest.warns(UserWarning, match=re.escape("renders only 'ansi'")):
+        assert env.render() is None
+
+
+def test_action_masks_reachable_through_wrappers():
+    # SB3's make_vec_env asks for render_mode="rgb_array"; VecEnv.env_method uses
+    # get_wrapper_attr, as sb3-contrib's get_action_masks does.
+    env = gym.make(ENV_ID, render_mode="rgb_array")
+    env.reset(seed=0)
+    assert env.get_wrapper_attr("action_masks")().shape == (14,)
+
+
 def test_constructor_errors():
     with pytest.raises(CustomerServiceConfigError, match=re.escape("split='dev' is not")):
         CustomerServiceEnv(split="dev")
@@ -234,8 +249,6 @@ def test_constructor_errors():
         CustomerServiceEnv(noise=1.5)
     with pytest.raises(CustomerServiceConfigError, match=re.escape("groups= was given")):
         CustomerServiceEnv(groups={"a": "b"})
-    with pytest.raises(CustomerServiceConfigError, match=re.escape("render_mode='human'")):
-        CustomerServiceEnv(render_mode="human")
     env = CustomerServiceEnv()
     env.reset(seed=0)
     with pytest.raises(InvalidActionError, match=re.escape("action 14 is outside Discrete(14)")):
@@ -366,3 +379,22 @@ def test_oracle_always_succeeds():
             obs, _, terminated, truncated, info = env.step(oracle.act(obs))
             done = terminated or truncated
         assert info["success"]
+
+
+def test_custom_reward_config():
+    reward = RewardConfig(success=10.0, mood_scale=(1.0, 1.0, 1.0), turn=0.0)
+    env = gym.make(ENV_ID, reward=reward)
+    env.reset(seed=0, options={"intent": "card_lost", "mood": "angry"})
+    _, r, terminated, _, _ = env.step(env.unwrapped.groups.index("card_security"))
+    assert terminated and r == 10.0
+    assert reward.step_bounds() == (-14.0, 10.0)
+
+
+def test_baseline_table_module(capsys):
+    from envs.customer_service.baseline_table import evaluate_baseline, main
+
+    result = evaluate_baseline("oracle", {"split": "test"}, episodes=5)
+    assert result["success_rate"] == 1.0 and result["mean_turns"] >= 1.0
+    main(["--episodes", "2", "--policies", "random"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| data | policy |") and len(out) == 4

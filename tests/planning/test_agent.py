@@ -268,3 +268,21 @@ def test_make_planning_agent_with_a_text_ppo_model():
     actions, _ = _run_episode(agent, env, seed=0, max_steps=2)
     assert all(env.action_space.contains(a) for a in actions)
     assert agent.evaluator.forward_passes < agent.evaluator.states_evaluated
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_particle_belief_on_bundled_envs_matches_the_observations(env_id):
+    env = gym.make(env_id)
+    env.reset(seed=4)
+    env.action_space.seed(4)
+    for _ in range(2):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            break
+    true_state = env.unwrapped.get_state()
+    belief = ParticleBelief(env.unwrapped, num_particles=16, num_proposals=64)
+    particles = belief.update(hide(true_state), np.random.default_rng(0))
+    assert len(particles) == 16
+    assert all(hide(p) == hide(true_state) for p in particles)
+    assert all(np.isfinite(env.unwrapped.log_likelihood(p)) for p in particles)
+    assert 1.0 <= belief.effective_sample_size <= 64
