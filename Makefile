@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # CPU build of torch; a user with a GPU may set TORCH_SPEC to their own, or install torch into .venv first.
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
-DEMO_STEPS ?= 30000
+DEMO_STEPS ?= 40960
 
 .PHONY: demo test lint install clean
 

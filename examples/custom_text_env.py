@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.utils.env_checker import check_env
 
 import rlagent
 from rlagent.envs import text_space
@@ -83,7 +84,7 @@ def main() -> None:
     steps = 512 if args.quick else 20_000
 
     gym.register("RoutingEnv-v0", entry_point=RoutingEnv, max_episode_steps=10)
-    gym.utils.env_checker.check_env(RoutingEnv())
+    check_env(RoutingEnv())
 
     model = rlagent.make_ppo(
         "RoutingEnv-v0", encoder=encoder, n_envs=4, seed=0, n_steps=64, batch_size=64

@@ -68,7 +68,10 @@ class ParticleBelief:
     Args:
         env: The (unwrapped) environment providing ``sample_hidden`` and ``log_likelihood``.
         num_particles: Particles kept.
-        num_proposals: Prior draws weighted per update.
+        num_proposals: Prior draws weighted per update. When none of them explains the
+            history (all zero likelihood, e.g. a rare intent), further batches are drawn, up to
+            ``max_proposals`` in all.
+        max_proposals: Upper bound on the prior draws of one update.
 
     Attributes:
         particles: The current particles (full states).
@@ -76,7 +79,14 @@ class ParticleBelief:
             update: a small value warns that the prior rarely explains the history.
     """
 
-    def __init__(self, env: Any, *, num_particles: int = 64, num_proposals: int = 256) -> None:
+    def __init__(
+        self,
+        env: Any,
+        *,
+        num_particles: int = 64,
+        num_proposals: int = 256,
+        max_proposals: int = 16_384,
+    ) -> None:
         for name in ("sample_hidden", "log_likelihood"):
             if not callable(getattr(env, name, None)):
                 raise PlanningStateError(
@@ -93,9 +103,15 @@ class ParticleBelief:
                 f"ParticleBelief: num_proposals={num_proposals!r}, expected an int >= "
                 f"num_particles ({num_particles})."
             )
+        if not isinstance(max_proposals, int) or max_proposals < num_proposals:
+            raise PlanningConfigError(
+                f"ParticleBelief: max_proposals={max_proposals!r}, expected an int >= "
+                f"num_proposals ({num_proposals})."
+            )
         self.env = env
         self.num_particles = num_particles
         self.num_proposals = num_proposals
+        self.max_proposals = max_proposals
         self.particles: tuple[Any, ...] = ()
         self.effective_sample_size = math.nan
 
@@ -114,15 +130,21 @@ class ParticleBelief:
         """
         sample = self.env.sample_hidden
         loglik = self.env.log_likelihood
-        proposals = [sample(observable_state, rng) for _ in range(self.num_proposals)]
-        logw = np.array([loglik(p) for p in proposals], dtype=np.float64)
-        top = logw.max()
+        proposals: list[Any] = []
+        scores: list[float] = []
+        top = -math.inf
+        while not np.isfinite(top) and len(proposals) < self.max_proposals:
+            batch = [sample(observable_state, rng) for _ in range(self.num_proposals)]
+            proposals += batch
+            scores += [loglik(p) for p in batch]
+            top = max(scores)
         if not np.isfinite(top):
             raise PlanningStateError(
-                f"ParticleBelief: all {self.num_proposals} prior draws have zero likelihood "
+                f"ParticleBelief: all {len(proposals)} prior draws have zero likelihood "
                 "for the observed history; the environment's sample_hidden and log_likelihood "
-                "disagree, or num_proposals is too small."
+                "disagree, or max_proposals is too small."
             )
+        logw = np.array(scores, dtype=np.float64)
         w = np.exp(logw - top)
         w /= w.sum()
         self.effective_sample_size = float(1.0 / np.sum(w * w))

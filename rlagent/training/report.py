@@ -8,6 +8,7 @@ from typing import Any
 
 __all__ = ["plot_learning_curve", "write_report"]
 
+_SKIP = ("timesteps", "wall_time_s")
 _BASELINE_STYLES = ("--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)))
 
 
@@ -80,7 +81,7 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     keys = ["name", "episodes", "mean_return", "std_return", "ci95", "mean_length"]
     extra: list[str] = []
     for row in rows:
-        extra += [k for k in row if k not in keys and k not in extra and k != "timesteps"]
+        extra += [k for k in row if k not in keys and k not in extra and k not in _SKIP]
     header = keys + extra
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
