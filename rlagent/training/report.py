@@ -28,7 +28,8 @@ def plot_learning_curve(
         history: Evaluation entries with ``timesteps``, ``mean_return``, ``ci95`` and metrics.
         baselines: Baseline name -> its evaluation dict.
         path: Where to write the PNG.
-        main_metric: The env's main metric (e.g. ``success_rate``); drawn in a second panel.
+        main_metric: The env's main metric (e.g. ``success_rate``); drawn in a second panel
+            unless it equals the return throughout.
         title: Figure title.
 
     Returns:
@@ -40,7 +41,9 @@ def plot_learning_curve(
     import matplotlib.pyplot as plt
 
     panels = [("mean_return", "mean episode return")]
-    if main_metric and any(main_metric in entry for entry in history):
+    if main_metric and any(
+        main_metric in entry and entry[main_metric] != entry.get("mean_return") for entry in history
+    ):
         panels.append((main_metric, main_metric.replace("_", " ")))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     steps = [entry["timesteps"] for entry in history]
