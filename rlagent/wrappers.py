@@ -43,7 +43,7 @@ def _segments(space: spaces.Space) -> int | None:
 
 
 class TokenizeText(gym.ObservationWrapper):
-    """Tokenize the text in observations with a Hugging Face tokenizer (contract B).
+    """Tokenize the text in observations with a Hugging Face tokenizer.
 
     Token ids of each distinct string are kept in an LRU cache, so a string seen before costs a
     dictionary lookup.

@@ -22,7 +22,7 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-# Contract B keeps ids as (K, max_length); SB3's checker only suggests flattening such shapes.
+# Token ids stay (K, max_length) per text entry; SB3's checker only suggests flattening such shapes.
 SHAPE_NOTE = "ignore:Your observation .* has an unconventional shape"
 
 MESSAGES = ["my card was charged twice", "i want a refund", "thanks bye", "where is my order"]

@@ -64,7 +64,7 @@ def test_docstring_example_runs():
     assert result.failed == 0 and result.attempted > 0
 
 
-def test_spaces_follow_contract_a():
+def test_spaces_are_text_segments_and_boxes():
     env = RecommendationEnv(n_candidates=7, slate_size=2, history_length=4)
     space = env.observation_space
     assert set(space.spaces) == {"candidates", "history", "candidate_popularity", "features"}
@@ -77,7 +77,7 @@ def test_spaces_follow_contract_a():
     assert RecommendationEnv(slate_size=1).action_space == gym.spaces.Discrete(10)
 
 
-def test_metadata_follows_contract_c():
+def test_metadata_declares_baselines_and_metrics():
     env = RecommendationEnv()
     assert {"random", "popularity", "myopic", "oracle"} <= set(env.BASELINES)
     assert env.MAIN_METRIC in env.METRICS
@@ -224,7 +224,7 @@ def test_property_hidden_state_never_reaches_the_observation(seed, steps):
             assert before[key] == after[key]
 
 
-# ---------------------------------------------------------------- planning support (contract D)
+# ---------------------------------------------------------------- planning support
 def play(env, actions):
     out = []
     for action in actions:
