@@ -77,3 +77,11 @@ def test_unknown_env_is_a_clear_error(capsys):
 def test_bad_env_kwargs_is_a_clear_error(capsys):
     assert main(["evaluate", "random", "--env", "ToyKeyword-v0", "--env-kwargs", "split"]) == 2
     assert "Expected KEY=VALUE, got 'split'" in capsys.readouterr().err
+
+
+def test_bench_env_reports_every_bundled_env(capsys):
+    assert main(["bench", "env", "--quick", "--repeats", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for env_id in ("rlagent/CustomerService-v0", "rlagent/Recommendation-v0"):
+        assert out[env_id]["steps_per_s"] > 0
+        assert out[env_id]["steps"] == 1000

@@ -105,6 +105,21 @@ def format_env_bench(result: dict[str, Any]) -> str:
                 f"{row['max_steps_per_s']:,.0f} |"
             )
     side = result.get("recsim_side_by_side")
-    if side:
-        lines += ["", "RecSim side by side:", "", "```", str(side), "```"]
+    if side and "skipped" in side:
+        lines += ["", f"RecSim side by side skipped: {side['skipped']}"]
+    elif side:
+        lines += [
+            "",
+            "RecSim interest_evolution side by side (same settings):",
+            "",
+            "| simulator | steps/s | random mean return | best-topic mean return |",
+            "|---|---|---|---|",
+        ]
+        for name in ("rlagent", "recsim"):
+            row = side[name]
+            lines.append(
+                f"| {name} | {row['steps_per_s']:,.0f} | {row['random']['mean_return']:.1f} | "
+                f"{row['best_topic']['mean_return']:.1f} |"
+            )
+        lines.append(f"\nspeed-up: {side['speedup']:.1f}x")
     return "\n".join(lines)
