@@ -159,23 +159,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     env_id = args.env
     is_model = args.agent.endswith(".zip")
-    if env_id is None:
-        if not is_model:
-            raise SystemExit("rlagent evaluate: --env is required for a baseline agent")
+    agent: Any = args.agent
+    if is_model:
         from rlagent.agents import load, spec_of
 
-        env_id = spec_of(load(args.agent, device="cpu")).get("env_id")
-        if not env_id:
-            raise SystemExit("rlagent evaluate: the model does not name its env; pass --env")
+        agent = load(args.agent, device=args.device)
+        env_id = env_id or spec_of(agent).get("env_id")
+    if env_id is None:
+        raise ValueError(
+            "--env is required for a baseline agent, or for a model that does not name its env"
+        )
     env_kwargs = parse_kwargs(args.env_kwargs)
     common = dict(env_kwargs=env_kwargs, episodes=args.episodes, seed=args.seed)
     result = evaluate(
-        args.agent,
+        agent,
         env_id,
         planner=args.planner,
         simulations=args.simulations,
         deterministic=not args.stochastic,
-        device=args.device,
+        name=args.agent,
         **common,
     )
     results = [result]

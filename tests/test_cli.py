@@ -85,3 +85,8 @@ def test_bench_env_reports_every_bundled_env(capsys):
     for env_id in ("rlagent/CustomerService-v0", "rlagent/Recommendation-v0"):
         assert out[env_id]["steps_per_s"] > 0
         assert out[env_id]["steps"] == 1000
+
+
+def test_evaluate_without_env_for_a_baseline_is_a_clear_error(capsys):
+    assert main(["evaluate", "random", "--episodes", "1"]) == 2
+    assert "--env is required for a baseline agent" in capsys.readouterr().err
