@@ -169,6 +169,11 @@ class CustomerServiceEnv(gym.Env[dict, int]):
       most recent turns oldest first, left-padded with ``""`` so the newest customer turn is
       always the last segment. Customer segments start ``"Customer: "``, agent segments
       ``"Agent: "`` followed by a fixed phrase per action.
+    * ``"request"``: ``text_space(max_length)``: the customer's newest request, i.e. their
+      opening message or their answer to the latest clarification question (the same text as
+      that customer segment). It stays in this one slot while apologies, complaints and agent
+      turns push it back through (and out of) ``"dialogue"``, so a policy reads the request
+      in a fixed place at every turn.
     * ``"features"``: ``Box(0, 1, (4,), float32)``: turns taken, clarification questions,
       apologies and wrong resolutions so far, each divided by ``max_turns``.
 
@@ -197,7 +202,8 @@ class CustomerServiceEnv(gym.Env[dict, int]):
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version; the ``"request"`` entry was added to the observation before the
+      first release.
 
     Example:
         >>> import gymnasium as gym, envs
@@ -322,6 +328,7 @@ class CustomerServiceEnv(gym.Env[dict, int]):
             {
                 "dialogue": spaces.Tuple([text_space(self.max_length)] * self.history),
                 "features": spaces.Box(0.0, 1.0, shape=(4,), dtype=np.float32),
+                "request": text_space(self.max_length),
             }
         )
         self._agent_segments = tuple(
@@ -354,6 +361,7 @@ class CustomerServiceEnv(gym.Env[dict, int]):
         self._actions: list[int] = []
         self._transcript: list[str] = []
         self._keys: list[tuple[int, int, int, int]] = []
+        self._request = ""
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -489,7 +497,10 @@ class CustomerServiceEnv(gym.Env[dict, int]):
         if self.noise > 0.0:
             text = self._add_noise(text, rng)
         self._keys.append((kind, body, opener, closer))
-        self._transcript.append(f"Customer: {text}"[: self.max_length])
+        segment = f"Customer: {text}"[: self.max_length]
+        self._transcript.append(segment)
+        if kind in TurnKind.REQUESTS:
+            self._request = segment
 
     def _add_noise(self, text: str, rng: np.random.Generator) -> str:
         words = text.split(" ")
@@ -517,7 +528,7 @@ class CustomerServiceEnv(gym.Env[dict, int]):
             dtype=np.float32,
         )
         np.minimum(features, 1.0, out=features)
-        return {"dialogue": dialogue, "features": features}
+        return {"dialogue": dialogue, "features": features, "request": self._request}
 
     def _info(self) -> dict[str, Any]:
         outcome = self._outcome
@@ -608,6 +619,17 @@ class CustomerServiceEnv(gym.Env[dict, int]):
         self._actions = list(state.actions)
         self._transcript = list(state.transcript)
         self._keys = list(state.customer_turns)
+        # Customer turn i is transcript segment 2 * i (the customer speaks first, then turns
+        # alternate); the newest request is the last turn of a request kind.
+        self._request = next(
+            (
+                state.transcript[2 * i]
+                for i in range(len(state.customer_turns) - 1, -1, -1)
+                if state.customer_turns[i][0] in TurnKind.REQUESTS
+                and 2 * i < len(state.transcript)
+            ),
+            "",
+        )
         self._specified = any(
             k[0] in (TurnKind.OPEN_SPECIFIC, TurnKind.ANSWER) for k in state.customer_turns
         )

@@ -1,5 +1,6 @@
 """Building, saving and loading PPO agents that read text."""
 
+from rlagent.agents.candidates import CandidateLayoutError
 from rlagent.agents.ppo import (
     PPO_DEFAULTS,
     NotATextModelError,
@@ -11,8 +12,10 @@ from rlagent.agents.ppo import (
     spec_of,
     wrap_for_model,
 )
+from rlagent.agents.slate import SlateDistribution
 
 __all__ = [
+    "CandidateLayoutError",
     "PPO_DEFAULTS",
     "NotATextModelError",
     "TextActorCriticPolicy",
@@ -20,6 +23,7 @@ __all__ = [
     "make_ppo",
     "make_vec_env",
     "resolve_device",
+    "SlateDistribution",
     "spec_of",
     "wrap_for_model",
 ]

@@ -10,19 +10,31 @@ was built in ``model.rlagent_spec`` (a plain dict saved with the model), so :fun
 from __future__ import annotations
 
 import copy
+import math
+import operator
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
 import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO
+from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.policies import ActorCriticPolicy, MultiInputActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
+from rlagent.agents.candidates import (
+    CandidateLayout,
+    CandidateLayoutError,
+    CandidateMlpExtractor,
+    CandidateScorer,
+    candidate_layout,
+)
+from rlagent.agents.slate import SlateDistribution
 from rlagent.encoders.extractor import TextFeaturesExtractor, is_pretrained_module
 from rlagent.encoders.loading import DEFAULT_ENCODER, encoder_checksum
 from rlagent.wrappers import TokenizeText
@@ -74,10 +86,38 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
     zero-initialised adapters). This policy skips every module that the text extractor marks as
     pretrained, so the heads still get orthogonal initialisation and the encoder stays as loaded.
     The features extractor defaults to :class:`rlagent.encoders.TextFeaturesExtractor`.
+
+    With ``candidates="<text key>"`` the action head scores candidates instead (see
+    :mod:`rlagent.agents.candidates`): the actions must be positions in that entry's segments
+    (``Discrete(n)``, or ``MultiDiscrete([n] * k)`` for a slate of ``k`` distinct items, drawn
+    by :class:`rlagent.agents.slate.SlateDistribution`), and one shared MLP (``scorer_arch``)
+    scores each candidate from its embedding, its numeric features (``candidate_features``;
+    default: numeric entries named ``candidate_*`` with one value per candidate) and the
+    actor's latent vector as context. The critic is unchanged.
+
+    Args:
+        *args: Positional arguments of SB3's ``MultiInputActorCriticPolicy``.
+        candidates: Text entry holding one segment per candidate, or ``None`` for the plain
+            linear head.
+        candidate_features: Numeric entries with one value per candidate.
+        scorer_arch: Hidden layer sizes of the candidate scorer.
+        **kwargs: Keyword arguments of SB3's ``MultiInputActorCriticPolicy``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        candidates: str | None = None,
+        candidate_features: Sequence[str] | None = None,
+        scorer_arch: Sequence[int] = (128,),
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("features_extractor_class", TextFeaturesExtractor)
+        # Read by _build, which the parent constructor calls.
+        self.candidates = candidates
+        self.candidate_features = None if candidate_features is None else list(candidate_features)
+        self.scorer_arch = [int(size) for size in scorer_arch]
+        self.candidate_layout: CandidateLayout | None = None
         super().__init__(*args, **kwargs)
 
     def init_weights(self, module: nn.Module, gain: float = 1) -> None:  # type: ignore[override]
@@ -85,6 +125,66 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         if is_pretrained_module(module):
             return
         ActorCriticPolicy.init_weights(module, gain=gain)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            candidates=self.candidates,
+            candidate_features=self.candidate_features,
+            scorer_arch=self.scorer_arch,
+        )
+        return data
+
+    def _build_mlp_extractor(self) -> None:
+        super()._build_mlp_extractor()
+        if self.candidates is None:
+            return
+        extractor = self.features_extractor
+        if not isinstance(extractor, TextFeaturesExtractor):
+            raise CandidateLayoutError(
+                "policy_kwargs['candidates'] needs the text features extractor "
+                f"(TextFeaturesExtractor), got {type(extractor).__name__}."
+            )
+        layout = candidate_layout(
+            self.observation_space,
+            self.action_space,
+            [(entry.name, entry.segments) for entry in extractor._text],
+            extractor._numeric,
+            extractor.hidden_size,
+            self.candidates,
+            self.candidate_features,
+        )
+        self.candidate_layout = layout
+        self.mlp_extractor = CandidateMlpExtractor(self.mlp_extractor, layout)
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        layout = self.candidate_layout
+        if layout is None:
+            return
+        # One shared scorer replaces the per-position linear head.
+        if layout.slots == 1:
+            self.action_dist = CategoricalDistribution(layout.n_candidates)
+        else:
+            self.action_dist = SlateDistribution(layout.n_candidates, layout.slots)
+        self.action_net = CandidateScorer(
+            self.mlp_extractor.context_dim,
+            layout.n_candidates,
+            layout.width,
+            self.scorer_arch,
+            self.activation_fn,
+        )
+        if self.ortho_init:
+            self.action_net.hidden.apply(partial(self.init_weights, gain=2**0.5))
+            self.action_net.out.apply(partial(self.init_weights, gain=0.01))
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Distribution:
+        if isinstance(self.action_dist, SlateDistribution):
+            return self.action_dist.proba_distribution(self.action_net(latent_pi))
+        return super()._get_action_dist_from_latent(latent_pi)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -131,6 +231,7 @@ def make_vec_env(
     encoder: str = DEFAULT_ENCODER,
     max_length: int = 64,
     vec_env_cls: type[VecEnv] | None = None,
+    reward_scale: float = 1.0,
 ) -> VecEnv:
     """A vectorised, tokenized, Monitor-wrapped copy of a text env.
 
@@ -143,12 +244,18 @@ def make_vec_env(
         encoder: Encoder whose tokenizer to use (name or folder).
         max_length: Tokens per text segment.
         vec_env_cls: ``DummyVecEnv`` (default) or ``SubprocVecEnv``.
+        reward_scale: Multiplies every reward the agent receives (1.0: unchanged). Applied
+            outside ``Monitor``, so episode statistics keep the env's own rewards.
 
     Returns:
-        The ``VecEnv``; each env is ``Monitor(TokenizeText(env))`` so episode statistics exist.
+        The ``VecEnv``; each env is ``Monitor(TokenizeText(env))`` so episode statistics exist,
+        wrapped in ``TransformReward`` when ``reward_scale != 1``.
     """
     if int(n_envs) < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs!r}.")
+    scale = float(reward_scale)
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"reward_scale must be a finite number > 0, got {reward_scale!r}.")
     kwargs = dict(env_kwargs or {})
     enc_name = os.fspath(encoder)
 
@@ -157,7 +264,10 @@ def make_vec_env(
             env = factory()
             if not _is_tokenized(env.observation_space):
                 env = TokenizeText(env, enc_name, max_length=max_length)
-            return Monitor(env)
+            env = Monitor(env)
+            if scale != 1.0:
+                env = gym.wrappers.TransformReward(env, partial(operator.mul, scale))
+            return env
 
         return build
 
@@ -192,6 +302,7 @@ def make_ppo(
     pooling: str = "mean",
     dtype: str = "auto",
     policy_kwargs: Mapping[str, Any] | None = None,
+    reward_scale: float = 1.0,
     **ppo_kwargs: Any,
 ) -> PPO:
     """A Stable-Baselines3 PPO agent that reads text through a pretrained encoder.
@@ -216,7 +327,11 @@ def make_ppo(
         pooling: ``"mean"`` or ``"cls"``.
         dtype: Encoder dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
         policy_kwargs: Extra policy kwargs; ``features_extractor_kwargs`` in it are merged into
-            the text extractor's (strings and numbers only, never modules).
+            the text extractor's (strings and numbers only, never modules). ``candidates``,
+            ``candidate_features`` and ``scorer_arch`` select the candidate-scoring head (see
+            :class:`TextActorCriticPolicy`).
+        reward_scale: Multiplies the rewards PPO learns from when the env is built here (see
+            :func:`make_vec_env`); value targets of order 1 train best.
         **ppo_kwargs: Any other ``PPO`` argument.
 
     Returns:
@@ -241,6 +356,7 @@ def make_ppo(
             env_kwargs=env_kwargs,
             encoder=encoder,
             max_length=max_length,
+            reward_scale=reward_scale,
         )
     checksum = encoder_checksum(os.fspath(encoder))
     pk = dict(policy_kwargs or {})
@@ -287,6 +403,7 @@ def make_ppo(
         "dtype": dtype,
         "n_envs": int(vec_env.num_envs),
         "seed": seed,
+        "reward_scale": float(reward_scale),
     }
     return model
 
@@ -398,5 +515,9 @@ def load(
         )
     else:
         vec = DummyVecEnv([lambda: Monitor(wrap_for_model(env, model))])
+    if vec.num_envs != model.n_envs:
+        # set_env cannot change the number of envs; loading with the env rebuilds the buffers.
+        model = PPO.load(os.fspath(path), env=vec, device=resolve_device(device))
+        return model
     model.set_env(vec)
     return model

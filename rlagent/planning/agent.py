@@ -142,11 +142,17 @@ def _make_evaluator(
     if callable(getattr(policy, "evaluate", None)):
         return policy
     preprocess = None
-    if getattr(policy, "rlagent_spec", None) is not None:
+    value_scale = 1.0
+    spec = getattr(policy, "rlagent_spec", None)
+    if spec is not None:
         from rlagent.agents import wrap_for_model
 
         preprocess = wrap_for_model(env.unwrapped, policy).observation
-    return PolicyEvaluator(policy, planning_model.observe, preprocess=preprocess)
+        # A critic trained on scaled rewards predicts scaled returns.
+        value_scale = 1.0 / float(spec.get("reward_scale", 1.0))
+    return PolicyEvaluator(
+        policy, planning_model.observe, preprocess=preprocess, value_scale=value_scale
+    )
 
 
 def make_planning_agent(

@@ -21,7 +21,10 @@ class MCTSConfig:
             actions tried first) or ``"puct"`` (AlphaZero:
             ``q + c(N) * prior * sqrt(N) / (1 + n)`` with
             ``c(N) = pb_c_init + ln((N + pb_c_base + 1) / pb_c_base)``).
-        uct_c: UCT exploration constant.
+        uct_c: UCT exploration constant. With ``normalize_q`` it is relative to the range of
+            Q values in the whole tree, which for returns summed over many steps spans every
+            depth (about 4 on the MDPs of ``rlagent bench mcts``, where ``uct_c=1`` therefore
+            explores like 4 on raw returns; see docs/planning.md, "Measured").
         pb_c_init: PUCT exploration constant.
         pb_c_base: PUCT visit scale at which exploration starts to grow.
         discount: Discount factor applied per model step, in ``[0, 1]``.

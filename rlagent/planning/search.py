@@ -29,6 +29,9 @@ from rlagent.planning.model import Evaluator, Model, PlanningStateError
 
 __all__ = ["MCTS", "SearchResult"]
 
+# Visits an action needs before the root value backs up through it (see ``_root_value``).
+_MIN_VISITS = 2
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -39,21 +42,22 @@ class SearchResult:
         actions: The root's legal actions, ``[A]``; the tuples below are aligned with it.
         visit_counts: Simulations through each root action, ``[A]``.
         q_values: Mean discounted return after each root action, ``[A]`` (``nan`` if unvisited).
-        value: The search's estimate of the value of acting well from the root, backed up
-            along the most visited actions: a node visited at least twice is worth the value
-            of its most visited action (ties broken by Q); a node visited at most once, or
-            terminal, is worth the mean return of the simulations that reached it (evaluator
-            values included); an action is worth ``reward + discount * value`` of the outcome
-            reached, averaged over its visits with each outcome weighted by how often it was
-            reached. Exploratory actions below the root therefore do not drag it down, as
-            they do ``q_values``. With ``chance="open_loop"``: the Q value of the most
-            visited action.
-        value_stderr: Standard error of ``value``, computed the same way down the tree: the
-            spread of the per-outcome values over an action's visits, plus each outcome's own
-            variance times its squared visit frequency. It counts sampling noise only, not
-            the error of an evaluator biased for ``V*`` (random rollouts: the value of random
-            play beyond the tree), nor which action is most visited at thinly visited nodes.
-            ``nan`` below two visits of the chosen action.
+        value: The search's estimate of the optimal value of the root, by a max backup
+            through the tree: a node is worth the largest value among its actions tried at
+            least twice; a node none of whose actions was tried twice, or a terminal one, is
+            worth the mean return of the simulations that reached it (evaluator values
+            included); an action is worth ``reward + discount * value`` of the outcome reached,
+            averaged over its visits with each outcome weighted by how often it was reached.
+            Exploratory actions therefore do not drag it down, as they do ``q_values``; it may
+            come from another root action than ``action`` when their values are close. With
+            ``chance="open_loop"``: the Q value of the most visited action.
+        value_stderr: Standard error of ``value``, computed by the same recursion: the spread
+            of the per-outcome values over an action's visits, plus each outcome's own
+            variance times its squared visit frequency; a node reached once takes the pooled
+            per-simulation variance of the returns at its depth. It counts sampling noise,
+            not the error of an evaluator biased for ``V*`` (random rollouts value random play
+            beyond the tree), nor the upward bias of taking a maximum of noisy estimates.
+            ``nan`` below two visits of the most visited root action.
         simulations: Simulations run in this call.
         root_visits: Visits of the root, reused ones included.
         tree_size: Nodes in the tree after the search.
@@ -506,10 +510,10 @@ class MCTS:
             chosen = int(rng.choice(len(n), p=weights / weights.sum()))
         else:
             chosen = best
-        if n[best] < 2:
+        if n[best] < _MIN_VISITS:
             value, stderr = (float(q[best]) if n[best] else math.nan), math.nan
         elif self.config.chance == "closed_loop":
-            value, variance = self._root_value(root, best)
+            value, variance = self._root_value(root)
             stderr = math.sqrt(variance)
         else:
             value, variance = _edge_mean(root, best)
@@ -528,43 +532,66 @@ class MCTS:
             reused=reused,
         )
 
-    def _root_value(self, root: _Node, best: int) -> tuple[float, float]:
-        """Value of following the most visited actions from ``root``, and its variance.
+    def _root_value(self, root: _Node) -> tuple[float, float]:
+        """Max-backup estimate of the root's value and its variance (closed loop).
 
-        A node visited at least twice is worth the value of its most visited action (ties
-        broken by Q; ``best`` at the root); a node visited at most once (or a terminal one) is
-        worth the mean return of the simulations that reached it, evaluator values included.
-        The value of an action is the mean over its visits of ``reward + discount * value of
-        the outcome reached``, each outcome weighted by how often it was reached (outcomes that
-        ended the episode keep their sampled rewards). Its variance is that of a stratified
-        mean: the spread of the per-outcome values over the visits, plus each outcome's own
-        variance weighted by its squared visit frequency. Iterative (post-order), so that deep
-        trees do not hit the recursion limit.
+        A node is worth the largest value among its actions tried at least ``_MIN_VISITS``
+        times (the Bellman backup); a node none of whose actions was tried that often, or a
+        terminal one, is worth the mean return of the simulations that reached it (evaluator
+        values included). An action is worth the mean of ``reward + discount * value`` over
+        the outcomes it reached, each weighted by how often it was reached (a stratified mean;
+        visits that ended the episode keep their sampled returns). Variances follow the same
+        recursion: the spread of the per-outcome values over the visits, plus each outcome's
+        own variance times its squared visit frequency. A node reached once has no sample
+        variance of its own; it takes the pooled per-simulation variance of the returns from
+        the nodes at the same depth that were reached at least twice.
+
+        Two passes over the nodes the backup uses: the first (pre-order) collects them and
+        pools variances per depth, the second (children first) computes the values.
+        Iterative, so that deep trees do not hit the recursion limit.
         """
         gamma = self.config.discount
-        done: dict[int, tuple[float, float]] = {}
-        stack: list[tuple[_Node, int]] = [(root, best)]
+        order: list[tuple[_Node, int, bool]] = []  # (node, depth, expanded)
+        pool: dict[int, list[float]] = {}
+        stack = [(root, 0)]
         while stack:
-            node, i = stack[-1]
-            bucket = node.children[i] or {}
-            missing = False
-            for child in bucket.values():
-                if id(child) in done:
-                    continue
-                if child.visits < 2 or child.terminal:
-                    done[id(child)] = _arrival_mean(child)
-                else:
-                    stack.append((child, _most_visited(child)))
-                    missing = True
-            if missing:
-                continue
-            stack.pop()
-            done[id(node) if node is not root else -1] = self._action_value(node, i, done, gamma)
-        return done[-1]
+            node, depth = stack.pop()
+            expanded = not node.terminal and max(node.n, default=0) >= _MIN_VISITS
+            order.append((node, depth, expanded))
+            if node is not root:
+                a = node.arrivals
+                if a >= 2:
+                    _, var_of_mean = _arrival_mean(node)
+                    sums = pool.setdefault(depth, [0.0, 0.0])
+                    sums[0] += var_of_mean * a * (a - 1)
+                    sums[1] += a - 1
+            if expanded:
+                for i, ni in enumerate(node.n):
+                    if ni >= _MIN_VISITS:
+                        for child in (node.children[i] or {}).values():
+                            if child.arrivals:
+                                stack.append((child, depth + 1))
+        total = [sum(x[0] for x in pool.values()), sum(x[1] for x in pool.values())]
+        pooled = {d: x[0] / x[1] for d, x in pool.items() if x[1] > 0}
+        overall = total[0] / total[1] if total[1] > 0 else 0.0
+        values: dict[int, tuple[float, float]] = {}
+        for node, depth, expanded in reversed(order):
+            if expanded:
+                values[id(node)] = max(
+                    self._action_value(node, i, values, gamma)
+                    for i, ni in enumerate(node.n)
+                    if ni >= _MIN_VISITS
+                )
+            else:
+                mean, variance = _arrival_mean(node)
+                if node.arrivals == 1 and not node.terminal:
+                    variance = pooled.get(depth, overall)
+                values[id(node)] = (mean, variance)
+        return values[id(root)]
 
     @staticmethod
     def _action_value(
-        node: _Node, i: int, done: dict[int, tuple[float, float]], gamma: float
+        node: _Node, i: int, values: dict[int, tuple[float, float]], gamma: float
     ) -> tuple[float, float]:
         """Stratified mean and variance of ``reward + gamma * value(outcome)`` over edge ``i``."""
         n = node.n[i]
@@ -574,25 +601,23 @@ class MCTS:
             a = child.arrivals
             if a == 0:
                 continue
-            value, variance = done[id(child)]
-            strata.append((a, child.reward_sum / a + gamma * value, variance))
+            value, variance = values[id(child)]
+            strata.append((a, child.reward_sum / a + gamma * value, gamma * gamma * variance))
             rest_n -= a
             rest_w -= child.reward_sum + gamma * _arrival_sum(child)
         if not strata:
             return _edge_mean(node, i)
-        if rest_n > 0:  # visits that ended the episode: their rewards, as sampled
-            strata.append((rest_n, rest_w / rest_n, 0.0))
+        if rest_n > 0:
+            # Visits that ended the episode (not kept as children): their returns as sampled;
+            # their own spread is bounded by the spread of the whole edge.
+            spread = _edge_mean(node, i)[1] * n
+            strata.append((rest_n, rest_w / rest_n, spread / rest_n))
         total = sum(s[0] for s in strata)
         mean = sum(a * m for a, m, _ in strata) / total
         between = sum(a * (m - mean) ** 2 for a, m, _ in strata)
         between = between / ((total - 1) * total) if total > 1 else 0.0
-        within = gamma * gamma * sum((a / total) ** 2 * v for a, _, v in strata)
+        within = sum((a / total) ** 2 * v for a, _, v in strata)
         return mean, between + within
-
-
-def _most_visited(node: _Node) -> int:
-    n, w = node.n, node.w
-    return max(range(len(n)), key=lambda i: (n[i], w[i] / n[i] if n[i] else -math.inf))
 
 
 def _arrival_sum(node: _Node) -> float:

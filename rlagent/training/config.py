@@ -42,7 +42,9 @@ class TrainConfig:
         eval_env_kwargs: Keyword arguments of the evaluation environment (defaults to
             ``env_kwargs``; the bundled configs evaluate on the test split).
         ppo: Keyword arguments for Stable-Baselines3's PPO (``n_steps``, ``batch_size``...).
-        policy_kwargs: Policy keyword arguments (``net_arch``...).
+        policy_kwargs: Policy keyword arguments (``net_arch``, ``candidates``...).
+        reward_scale: Factor applied to the rewards PPO learns from (value targets of order 1
+            train best: about 1 / typical return); reported returns stay unscaled.
         eval_freq: Evaluate every this many environment steps (0 disables).
         eval_episodes: Episodes per evaluation.
         checkpoint_freq: Checkpoint every this many environment steps (0: only at the end
@@ -63,6 +65,7 @@ class TrainConfig:
     eval_env_kwargs: dict[str, Any] | None = None
     ppo: dict[str, Any] = field(default_factory=dict)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    reward_scale: float = 1.0
     eval_freq: int = 10_000
     eval_episodes: int = 50
     checkpoint_freq: int = 10_000
@@ -79,6 +82,7 @@ class TrainConfig:
             "checkpoint_freq": self.checkpoint_freq >= 0,
             "keep_checkpoints": self.keep_checkpoints >= 1,
             "baseline_episodes": self.baseline_episodes >= 0,
+            "reward_scale": self.reward_scale > 0,
         }
         for name, ok in checks.items():
             if not ok:

@@ -214,6 +214,7 @@ def train(
             env_kwargs=config.env_kwargs,
             encoder=config.encoder,
             max_length=config.max_length,
+            reward_scale=config.reward_scale,
         )
         model = load(checkpoint.model_path, env=venv, device=config.device)
         model.tensorboard_log = str(out_dir / "tensorboard")
@@ -232,6 +233,7 @@ def train(
             env_kwargs=config.env_kwargs,
             max_length=config.max_length,
             policy_kwargs=dict(config.policy_kwargs) or None,
+            reward_scale=config.reward_scale,
             verbose=verbose,
             **config.ppo,
         )

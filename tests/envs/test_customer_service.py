@@ -257,6 +257,30 @@ def test_constructor_errors():
         env.reset(options={"x": 1})
 
 
+def test_request_entry_holds_the_newest_request_in_a_fixed_slot():
+    env = CustomerServiceEnv(patience=(20, 20))
+    obs, _ = env.reset(seed=3, options={"vague": True, "mood": "angry"})
+    opening = obs["dialogue"][-1]
+    assert obs["request"] == opening and env.observation_space["request"].contains(opening)
+    for _ in range(3):  # apologies push the opening back, out of the dialogue window
+        obs, *_ = env.step(env.APOLOGISE)
+        assert obs["request"] == opening
+    assert opening not in obs["dialogue"]
+    obs, *_ = env.step(env.ASK_CLARIFY)
+    answer = obs["dialogue"][-1]
+    assert answer != opening and obs["request"] == answer
+    wrong = (env.bank.intent_group[env.bank.intent_index[env.get_state().intent]] + 1) % len(
+        env.groups
+    )
+    obs, *_ = env.step(wrong)  # the complaint is the newest turn; the request stays
+    assert obs["request"] == answer and obs["dialogue"][-1] != answer
+    state = env.get_state()
+    other = CustomerServiceEnv(patience=(20, 20))
+    other.reset(seed=0)
+    other.set_state(state)
+    assert other.observe()["request"] == answer
+
+
 # ---------------------------------------------------------------- planning support
 def test_get_state_set_state_round_trip_and_replay():
     env = CustomerServiceEnv(noise=0.1)
@@ -274,12 +298,14 @@ def test_get_state_set_state_round_trip_and_replay():
     other.set_state(state)
     assert other.get_state() == state
     assert other.observe()["dialogue"] == obs_at_state["dialogue"]
+    assert other.observe()["request"] == obs_at_state["request"]
     np.testing.assert_array_equal(other.observe()["features"], obs_at_state["features"])
     other.np_random = np.random.default_rng(7)
     second = [other.step(a)[:4] for a in (other.APOLOGISE, 2)]
     assert other.get_state() == after
     for (o1, r1, t1, u1), (o2, r2, t2, u2) in zip(first, second, strict=True):
         assert o1["dialogue"] == o2["dialogue"] and (r1, t1, u1) == (r2, t2, u2)
+        assert o1["request"] == o2["request"]
         np.testing.assert_array_equal(o1["features"], o2["features"])
 
 

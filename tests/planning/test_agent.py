@@ -265,9 +265,20 @@ def test_make_planning_agent_with_a_text_ppo_model():
     )
     agent = make_planning_agent(ppo, env, simulations=16, seed=0)
     assert agent.config.selection == "puct" and agent.config.discount == ppo.gamma
+    assert agent.evaluator.value_scale == 1.0
     actions, _ = _run_episode(agent, env, seed=0, max_steps=2)
     assert all(env.action_space.contains(a) for a in actions)
     assert agent.evaluator.forward_passes < agent.evaluator.states_evaluated
+
+
+def test_planning_values_undo_the_reward_scale_the_critic_was_trained_with():
+    pytest.importorskip("transformers")
+    from rlagent.agents import make_ppo
+
+    env = gym.make("rlagent/CustomerService-v0")
+    ppo = make_ppo(env, encoder="tiny-random", n_envs=1, seed=0, device="cpu", reward_scale=0.05)
+    agent = make_planning_agent(ppo, env, simulations=4, seed=0)
+    assert agent.evaluator.value_scale == pytest.approx(20.0)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

@@ -45,6 +45,8 @@ def test_missing_and_malformed_files(tmp_path):
 def test_out_of_range_values_are_rejected():
     with pytest.raises(ConfigError, match=re.escape("n_envs = 0 is out of range")):
         TrainConfig(env_id="x", n_envs=0)
+    with pytest.raises(ConfigError, match=re.escape("reward_scale = -0.1 is out of range")):
+        TrainConfig(env_id="x", reward_scale=-0.1)
     with pytest.raises(ConfigError, match="encoder_mode = 'frozn'"):
         TrainConfig(env_id="x", encoder_mode="frozn")
 
