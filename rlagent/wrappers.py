@@ -9,6 +9,9 @@
 Every text entry ``key`` becomes ``f"{key}_input_ids"`` and ``f"{key}_attention_mask"``, two int64
 Boxes of shape ``(K, max_length)`` (``K = 1`` for a single Text); Boxes pass through unchanged.
 An empty string is an absent segment: its ids and mask rows are all zero.
+
+:class:`PrivilegedObservation` adds the env's hidden ``privileged_features()`` to a Dict
+observation, for a critic that trains beside the policy (an asymmetric actor-critic).
 """
 
 from __future__ import annotations
@@ -20,13 +23,26 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["TokenizeText", "UnsupportedObservationError"]
+__all__ = [
+    "PRIVILEGED_KEY",
+    "PrivilegedFeaturesError",
+    "PrivilegedObservation",
+    "TokenizeText",
+    "UnsupportedObservationError",
+]
+
+#: Observation entry that :class:`PrivilegedObservation` adds.
+PRIVILEGED_KEY = "privileged"
 
 _DEFAULT_KEY = "text"
 
 
 class UnsupportedObservationError(TypeError):
     """An observation space holds something :class:`TokenizeText` cannot turn into token ids."""
+
+
+class PrivilegedFeaturesError(TypeError):
+    """An env cannot give privileged features, or its observation cannot carry them."""
 
 
 def _segments(space: spaces.Space) -> int | None:
@@ -213,3 +229,52 @@ class TokenizeText(gym.ObservationWrapper):
             out[f"{base}_input_ids"] = ids
             out[f"{base}_attention_mask"] = mask
         return out
+
+
+class PrivilegedObservation(gym.ObservationWrapper):
+    """Add the env's hidden ``privileged_features()`` to a Dict observation as ``"privileged"``.
+
+    For an asymmetric actor-critic: a policy built with ``privileged_critic=True``
+    (:func:`rlagent.make_ppo`) feeds this entry to its critic only, so the critic can value
+    states by what the agent cannot see (a user's remaining time) while every action is
+    chosen from the observation alone. The unwrapped env provides
+    ``privileged_features(state=None) -> np.ndarray`` and ``privileged_space`` (a ``Box``).
+    The entry is hidden state: never feed it to anything that acts.
+
+    Args:
+        env: An env with a ``Dict`` observation space whose unwrapped env has
+            ``privileged_features`` and ``privileged_space``.
+
+    Raises:
+        PrivilegedFeaturesError: When the env has no privileged features, its observation space
+            is not a ``Dict``, or it already has a ``"privileged"`` entry.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        base = env.unwrapped
+        features = getattr(base, "privileged_features", None)
+        space = getattr(base, "privileged_space", None)
+        if not callable(features) or not isinstance(space, spaces.Box):
+            raise PrivilegedFeaturesError(
+                f"{type(base).__name__} has no privileged_features() method and "
+                "privileged_space Box, so a privileged critic has nothing to read; add both to "
+                "the env (see RecommendationEnv) or train without privileged_critic."
+            )
+        if not isinstance(env.observation_space, spaces.Dict):
+            raise PrivilegedFeaturesError(
+                f"PrivilegedObservation needs a Dict observation space, got "
+                f"{type(env.observation_space).__name__}."
+            )
+        if PRIVILEGED_KEY in env.observation_space.spaces:
+            raise PrivilegedFeaturesError(
+                f"The observation already has a {PRIVILEGED_KEY!r} entry; rename it."
+            )
+        self._features = features
+        self.observation_space = spaces.Dict(
+            {**env.observation_space.spaces, PRIVILEGED_KEY: space}
+        )
+
+    def observation(self, observation: Any) -> dict[str, Any]:
+        """``observation`` with the current privileged features added."""
+        return {**observation, PRIVILEGED_KEY: self._features()}

@@ -574,6 +574,47 @@ class CustomerServiceEnv(gym.Env[dict, int]):
             rejected ^= low
         return mask
 
+    # ------------------------------------------------------------------ privileged critic
+    @property
+    def privileged_space(self) -> spaces.Box:
+        """Space of :meth:`privileged_features`: ``Box(0, 1, (5,), float32)``."""
+        return spaces.Box(0.0, 1.0, shape=(5,), dtype=np.float32)
+
+    def privileged_features(self, state: DialogueState | None = None) -> np.ndarray:
+        """Hidden features for a critic that trains beside the policy (never for acting).
+
+        ``[calm, frustrated, angry, request specified, turns of patience left / max_turns]``:
+        the customer's current mood (one-hot), whether the agent has heard a specific request
+        yet, and how long the customer will still wait. See
+        :class:`rlagent.wrappers.PrivilegedObservation`; a planner passes the ``state`` it
+        simulates.
+
+        Args:
+            state: A state from :meth:`get_state` or :meth:`sample_hidden`; ``None`` reads the
+                current one.
+
+        Returns:
+            float32 array of shape ``(5,)``.
+        """
+        if state is None:
+            mood, patience, turn = self._mood, self._patience, self._turn
+            specified = self._specified
+        else:
+            if state.mood is None or state.patience is None or state.vague is None:
+                raise TypeError(
+                    "privileged_features() needs a state with its hidden mood, patience and "
+                    "vagueness; a state from hide() has none (draw one with sample_hidden())"
+                )
+            mood, patience, turn = state.mood, state.patience, state.turn
+            specified = not state.vague or any(
+                k[0] == TurnKind.ANSWER for k in state.customer_turns
+            )
+        out = np.zeros(5, dtype=np.float32)
+        out[int(mood)] = 1.0
+        out[3] = float(specified)
+        out[4] = min(max(patience - turn, 0) / self.max_turns, 1.0)
+        return out
+
     # ------------------------------------------------------------------ planning support
     def get_state(self) -> DialogueState:
         """The current :class:`DialogueState` (cheap; immutable)."""

@@ -456,6 +456,42 @@ class RecommendationEnv(gym.Env):
         with np.errstate(divide="ignore"):
             return float(np.sum(np.log(numer) - np.log(weights.sum(axis=1) + w0)))
 
+    @property
+    def privileged_space(self) -> spaces.Box:
+        """Space of :meth:`privileged_features`: ``Box(0, inf, (1,), float32)``."""
+        return spaces.Box(0.0, np.inf, shape=(1,), dtype=np.float32)
+
+    def privileged_features(self, state: RecState | None = None) -> np.ndarray:
+        """Hidden features for a critic that trains beside the policy (never for acting).
+
+        ``[remaining budget / initial budget]``: what a critic needs to value a session but
+        cannot read from the observation. :class:`rlagent.wrappers.PrivilegedObservation`
+        adds it to the observation of a training env; a policy built with
+        ``privileged_critic=True`` feeds it to the critic only. A planner passes the
+        ``state`` it simulates (with a budget drawn from its belief).
+
+        Args:
+            state: A state from :meth:`get_state` or :meth:`sample_hidden`; ``None`` reads the
+                current one.
+
+        Returns:
+            float32 array of shape ``(1,)``.
+        """
+        if state is None:
+            if not self._started:
+                raise ResetNeededError(
+                    "privileged_features() was called before reset(); call env.reset() first"
+                )
+            budget = self.user.budget
+        else:
+            budget = state.budget
+        if budget is None:
+            raise TypeError(
+                "privileged_features() needs a state with its hidden budget; a state from "
+                "hide() has none (draw one with sample_hidden())"
+            )
+        return np.array([max(float(budget), 0.0) / self.user_config.budget], dtype=np.float32)
+
     # ------------------------------------------------------------------ internals
     def _parse(self, action: Any) -> list[int]:
         n = self.n_candidates

@@ -1,5 +1,6 @@
 """Building, saving and loading PPO agents that read text."""
 
+from rlagent.agents.asymmetric import CriticOnlyError
 from rlagent.agents.candidates import CandidateLayoutError
 from rlagent.agents.ppo import (
     PPO_DEFAULTS,
@@ -8,6 +9,7 @@ from rlagent.agents.ppo import (
     load,
     make_ppo,
     make_vec_env,
+    observation_function,
     resolve_device,
     spec_of,
     wrap_for_model,
@@ -16,12 +18,14 @@ from rlagent.agents.slate import SlateDistribution
 
 __all__ = [
     "CandidateLayoutError",
+    "CriticOnlyError",
     "PPO_DEFAULTS",
     "NotATextModelError",
     "TextActorCriticPolicy",
     "load",
     "make_ppo",
     "make_vec_env",
+    "observation_function",
     "resolve_device",
     "SlateDistribution",
     "spec_of",

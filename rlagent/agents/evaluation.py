@@ -85,11 +85,11 @@ class ModelAgent:
     """
 
     def __init__(self, model: Any, env: gym.Env, *, deterministic: bool = True) -> None:
-        from rlagent.agents import wrap_for_model
+        from rlagent.agents import observation_function
 
         self.model = model
         self.deterministic = deterministic
-        self._wrapper = wrap_for_model(env, model)
+        self._convert = observation_function(env, model)
         self._discrete = isinstance(env.action_space, gym.spaces.Discrete)
 
     def reset(self, seed: int | None = None) -> None:
@@ -97,9 +97,7 @@ class ModelAgent:
 
     def act(self, observation: Any) -> Any:
         """Tokenize ``observation`` and return the model's action."""
-        action, _ = self.model.predict(
-            self._wrapper.observation(observation), deterministic=self.deterministic
-        )
+        action, _ = self.model.predict(self._convert(observation), deterministic=self.deterministic)
         return int(action) if self._discrete else action
 
 

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO
@@ -27,6 +28,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy, MultiInputActor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
+from rlagent.agents.asymmetric import ActorInputMask, CriticOnlyError, critic_only_columns
 from rlagent.agents.candidates import (
     CandidateLayout,
     CandidateLayoutError,
@@ -37,7 +39,7 @@ from rlagent.agents.candidates import (
 from rlagent.agents.slate import SlateDistribution
 from rlagent.encoders.extractor import TextFeaturesExtractor, is_pretrained_module
 from rlagent.encoders.loading import DEFAULT_ENCODER, encoder_checksum
-from rlagent.wrappers import TokenizeText
+from rlagent.wrappers import PRIVILEGED_KEY, PrivilegedObservation, TokenizeText
 
 __all__ = [
     "PPO_DEFAULTS",
@@ -46,6 +48,7 @@ __all__ = [
     "load",
     "make_ppo",
     "make_vec_env",
+    "observation_function",
     "resolve_device",
     "spec_of",
     "wrap_for_model",
@@ -95,12 +98,17 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
     default: numeric entries named ``candidate_*`` with one value per candidate) and the
     actor's latent vector as context. The critic is unchanged.
 
+    ``critic_only=[key, ...]`` names numeric observation entries that only the critic reads
+    (an asymmetric actor-critic, see :mod:`rlagent.agents.asymmetric`): the actor sees them as
+    zeros, so actions depend on the rest of the observation alone.
+
     Args:
         *args: Positional arguments of SB3's ``MultiInputActorCriticPolicy``.
         candidates: Text entry holding one segment per candidate, or ``None`` for the plain
             linear head.
         candidate_features: Numeric entries with one value per candidate.
         scorer_arch: Hidden layer sizes of the candidate scorer.
+        critic_only: Numeric entries for the critic only (e.g. ``["privileged"]``).
         **kwargs: Keyword arguments of SB3's ``MultiInputActorCriticPolicy``.
     """
 
@@ -110,6 +118,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         candidates: str | None = None,
         candidate_features: Sequence[str] | None = None,
         scorer_arch: Sequence[int] = (128,),
+        critic_only: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("features_extractor_class", TextFeaturesExtractor)
@@ -118,6 +127,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         self.candidate_features = None if candidate_features is None else list(candidate_features)
         self.scorer_arch = [int(size) for size in scorer_arch]
         self.candidate_layout: CandidateLayout | None = None
+        self.critic_only = None if critic_only is None else [str(k) for k in critic_only]
         super().__init__(*args, **kwargs)
 
     def init_weights(self, module: nn.Module, gain: float = 1) -> None:  # type: ignore[override]
@@ -132,11 +142,25 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             candidates=self.candidates,
             candidate_features=self.candidate_features,
             scorer_arch=self.scorer_arch,
+            critic_only=self.critic_only,
         )
         return data
 
     def _build_mlp_extractor(self) -> None:
         super()._build_mlp_extractor()
+        self._build_candidate_extractor()
+        if self.critic_only:
+            extractor = self.features_extractor
+            if not isinstance(extractor, TextFeaturesExtractor):
+                raise CriticOnlyError(
+                    "policy_kwargs['critic_only'] needs the text features extractor "
+                    f"(TextFeaturesExtractor), got {type(extractor).__name__}."
+                )
+            offset = sum(entry.segments for entry in extractor._text) * extractor.hidden_size
+            columns = critic_only_columns(extractor._numeric, offset, self.critic_only)
+            self.mlp_extractor = ActorInputMask(self.mlp_extractor, extractor.features_dim, columns)
+
+    def _build_candidate_extractor(self) -> None:
         if self.candidates is None:
             return
         extractor = self.features_extractor
@@ -232,6 +256,7 @@ def make_vec_env(
     max_length: int = 64,
     vec_env_cls: type[VecEnv] | None = None,
     reward_scale: float = 1.0,
+    privileged: bool = False,
 ) -> VecEnv:
     """A vectorised, tokenized, Monitor-wrapped copy of a text env.
 
@@ -246,9 +271,12 @@ def make_vec_env(
         vec_env_cls: ``DummyVecEnv`` (default) or ``SubprocVecEnv``.
         reward_scale: Multiplies every reward the agent receives (1.0: unchanged). Applied
             outside ``Monitor``, so episode statistics keep the env's own rewards.
+        privileged: Add the env's hidden ``privileged_features()`` as the ``"privileged"``
+            entry (:class:`rlagent.wrappers.PrivilegedObservation`), for a privileged critic.
 
     Returns:
         The ``VecEnv``; each env is ``Monitor(TokenizeText(env))`` so episode statistics exist,
+        with ``PrivilegedObservation`` inside ``TokenizeText`` when ``privileged``, and
         wrapped in ``TransformReward`` when ``reward_scale != 1``.
     """
     if int(n_envs) < 1:
@@ -262,6 +290,13 @@ def make_vec_env(
     def wrap(factory: Callable[[], gym.Env]) -> Callable[[], gym.Env]:
         def build() -> gym.Env:
             env = factory()
+            if privileged:
+                if _is_tokenized(env.observation_space):
+                    raise ValueError(
+                        "privileged=True needs a raw text env (PrivilegedObservation goes "
+                        "inside TokenizeText); this env is already tokenized."
+                    )
+                env = PrivilegedObservation(env)
             if not _is_tokenized(env.observation_space):
                 env = TokenizeText(env, enc_name, max_length=max_length)
             env = Monitor(env)
@@ -303,6 +338,7 @@ def make_ppo(
     dtype: str = "auto",
     policy_kwargs: Mapping[str, Any] | None = None,
     reward_scale: float = 1.0,
+    privileged_critic: bool = False,
     **ppo_kwargs: Any,
 ) -> PPO:
     """A Stable-Baselines3 PPO agent that reads text through a pretrained encoder.
@@ -332,6 +368,11 @@ def make_ppo(
             :class:`TextActorCriticPolicy`).
         reward_scale: Multiplies the rewards PPO learns from when the env is built here (see
             :func:`make_vec_env`); value targets of order 1 train best.
+        privileged_critic: Train an asymmetric actor-critic: the env built here carries its
+            hidden ``privileged_features()`` (e.g. a user's remaining time) as the
+            ``"privileged"`` entry, which only the critic reads (``critic_only``); actions
+            never depend on it. Lower-variance advantages where the return hinges on hidden
+            state. Needs an env id, env or factory (not a ``VecEnv``).
         **ppo_kwargs: Any other ``PPO`` argument.
 
     Returns:
@@ -340,6 +381,11 @@ def make_ppo(
     torch_device = resolve_device(device)
     env_id = _env_id(env_or_id)
     if isinstance(env_or_id, VecEnv):
+        if privileged_critic:
+            raise ValueError(
+                "privileged_critic=True builds its own env; pass the env id, env or factory "
+                "instead of a VecEnv."
+            )
         if not _is_tokenized(env_or_id.observation_space):
             raise ValueError(
                 "The VecEnv passed to make_ppo has raw observations "
@@ -357,9 +403,12 @@ def make_ppo(
             encoder=encoder,
             max_length=max_length,
             reward_scale=reward_scale,
+            privileged=privileged_critic,
         )
     checksum = encoder_checksum(os.fspath(encoder))
     pk = dict(policy_kwargs or {})
+    if privileged_critic:
+        pk["critic_only"] = list(dict.fromkeys([*pk.get("critic_only", ()), PRIVILEGED_KEY]))
     fe_kwargs = {
         "encoder": os.fspath(encoder),
         "mode": encoder_mode,
@@ -404,6 +453,7 @@ def make_ppo(
         "n_envs": int(vec_env.num_envs),
         "seed": seed,
         "reward_scale": float(reward_scale),
+        "privileged_critic": bool(privileged_critic),
     }
     return model
 
@@ -471,12 +521,44 @@ def wrap_for_model(env: gym.Env, model: PPO) -> gym.Env:
         model: A text agent from :func:`make_ppo` or :func:`load`.
 
     Returns:
-        ``TokenizeText(env)`` with the model's encoder tokenizer and ``max_length``.
+        ``TokenizeText(env)`` with the model's encoder tokenizer and ``max_length``
+        (``TokenizeText(PrivilegedObservation(env))`` for a privileged critic).
     """
     if _is_tokenized(env.observation_space):
         return env
     spec = spec_of(model)
+    if spec.get("privileged_critic"):
+        env = PrivilegedObservation(env)
     return TokenizeText(env, spec["encoder"], max_length=int(spec["max_length"]))
+
+
+def observation_function(env: gym.Env, model: PPO) -> Callable[[Any], Any]:
+    """A function from a raw observation of ``env`` to the input ``model.predict`` expects.
+
+    For a privileged critic, a raw observation without the ``"privileged"`` entry gets zeros
+    there: no action changes (only the critic reads the entry), but the model's values are then
+    meaningless. A planner that wants values adds the simulated state's entry itself.
+
+    Args:
+        env: A raw text env.
+        model: A text agent from :func:`make_ppo` or :func:`load`.
+
+    Returns:
+        The function (tokenizes with the model's tokenizer; fills a missing privileged entry).
+    """
+    wrapper = wrap_for_model(env, model)
+    if wrapper is env:
+        return lambda observation: observation
+    if not spec_of(model).get("privileged_critic"):
+        return wrapper.observation
+    zeros = np.zeros(wrapper.observation_space[PRIVILEGED_KEY].shape, dtype=np.float32)
+
+    def convert(observation: Any) -> dict[str, Any]:
+        if PRIVILEGED_KEY not in observation:
+            observation = {**observation, PRIVILEGED_KEY: zeros}
+        return wrapper.observation(observation)
+
+    return convert
 
 
 def load(
@@ -512,6 +594,7 @@ def load(
             env_kwargs=spec.get("env_kwargs") if env == spec.get("env_id") else None,
             encoder=spec["encoder"],
             max_length=int(spec["max_length"]),
+            privileged=bool(spec.get("privileged_critic")),
         )
     else:
         vec = DummyVecEnv([lambda: Monitor(wrap_for_model(env, model))])

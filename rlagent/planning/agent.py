@@ -143,16 +143,23 @@ def _make_evaluator(
         return policy
     preprocess = None
     value_scale = 1.0
+    observe = planning_model.observe
     spec = getattr(policy, "rlagent_spec", None)
     if spec is not None:
-        from rlagent.agents import wrap_for_model
+        from rlagent.agents import observation_function
+        from rlagent.wrappers import PRIVILEGED_KEY
 
-        preprocess = wrap_for_model(env.unwrapped, policy).observation
+        preprocess = observation_function(env.unwrapped, policy)
         # A critic trained on scaled rewards predicts scaled returns.
         value_scale = 1.0 / float(spec.get("reward_scale", 1.0))
-    return PolicyEvaluator(
-        policy, planning_model.observe, preprocess=preprocess, value_scale=value_scale
-    )
+        if spec.get("privileged_critic"):
+            # The critic reads the simulated state's hidden features: the true ones with
+            # oracle=True, a belief particle's otherwise (the mean of the particles at the root).
+            def observe(state: Any) -> Any:
+                obs = planning_model.observe(state)
+                return {**obs, PRIVILEGED_KEY: planning_model.privileged(state)}
+
+    return PolicyEvaluator(policy, observe, preprocess=preprocess, value_scale=value_scale)
 
 
 def make_planning_agent(

@@ -223,3 +223,9 @@ class BeliefModel:
     def observe(self, state: Any) -> Any:
         """Raw observation (the same for every particle, as observations hold no hidden state)."""
         return self.model.observe(self._resolve(state, None))
+
+    def privileged(self, state: Any) -> Any:
+        """The model's privileged features of ``state``; at the root, the particles' mean."""
+        if state.__class__ is _BeliefRoot:
+            return np.mean([self.model.privileged(p) for p in self._particles], axis=0)
+        return self.model.privileged(state)

@@ -105,6 +105,10 @@ class EnvModel:
         env.set_state(state)
         return env.observe()
 
+    def privileged(self, state: Any) -> Any:
+        """The environment's ``privileged_features(state)`` (hidden state, for a critic)."""
+        return self.env.privileged_features(state)
+
     def to_env_action(self, index: int) -> Any:
         """The environment action of a planning index (an ``int`` or a numpy array)."""
         return self._table[int(index)]

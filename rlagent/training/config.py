@@ -45,6 +45,8 @@ class TrainConfig:
         policy_kwargs: Policy keyword arguments (``net_arch``, ``candidates``...).
         reward_scale: Factor applied to the rewards PPO learns from (value targets of order 1
             train best: about 1 / typical return); reported returns stay unscaled.
+        privileged_critic: Let the critic (only) read the env's hidden
+            ``privileged_features()`` (see :func:`rlagent.make_ppo`).
         eval_freq: Evaluate every this many environment steps (0 disables).
         eval_episodes: Episodes per evaluation.
         checkpoint_freq: Checkpoint every this many environment steps (0: only at the end
@@ -66,6 +68,7 @@ class TrainConfig:
     ppo: dict[str, Any] = field(default_factory=dict)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     reward_scale: float = 1.0
+    privileged_critic: bool = False
     eval_freq: int = 10_000
     eval_episodes: int = 50
     checkpoint_freq: int = 10_000

@@ -215,6 +215,7 @@ def train(
             encoder=config.encoder,
             max_length=config.max_length,
             reward_scale=config.reward_scale,
+            privileged=config.privileged_critic,
         )
         model = load(checkpoint.model_path, env=venv, device=config.device)
         model.tensorboard_log = str(out_dir / "tensorboard")
@@ -234,6 +235,7 @@ def train(
             max_length=config.max_length,
             policy_kwargs=dict(config.policy_kwargs) or None,
             reward_scale=config.reward_scale,
+            privileged_critic=config.privileged_critic,
             verbose=verbose,
             **config.ppo,
         )
