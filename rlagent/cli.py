@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--planner", choices=["mcts"], help="plan at decision time (models only)")
     ev.add_argument("--simulations", type=int, default=100, help="MCTS simulations per step")
     ev.add_argument(
+        "--planner-config",
+        metavar="FILE",
+        help="YAML of MCTSConfig settings that change the planner's defaults "
+        "(e.g. max_depth: 1); default: the env's bundled planner settings, if any",
+    )
+    ev.add_argument(
         "--baselines",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -155,6 +161,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         format_table,
         make_env,
     )
+    from rlagent.planning import bundled_planner_settings, read_planner_settings
     from rlagent.training import parse_kwargs
 
     env_id = args.env
@@ -171,11 +178,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     env_kwargs = parse_kwargs(args.env_kwargs)
     common = dict(env_kwargs=env_kwargs, episodes=args.episodes, seed=args.seed)
+    planner_settings = None
+    if args.planner_config is not None:
+        if args.planner is None:
+            raise ValueError("--planner-config needs --planner mcts")
+        planner_settings = read_planner_settings(args.planner_config)
+    elif args.planner is not None:
+        planner_settings = bundled_planner_settings(env_id)
     result = evaluate(
         agent,
         env_id,
         planner=args.planner,
         simulations=args.simulations,
+        planner_settings=planner_settings,
         deterministic=not args.stochastic,
         name=args.agent,
         **common,

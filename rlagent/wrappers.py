@@ -12,6 +12,9 @@ An empty string is an absent segment: its ids and mask rows are all zero.
 
 :class:`PrivilegedObservation` adds the env's hidden ``privileged_features()`` to a Dict
 observation, for a critic that trains beside the policy (an asymmetric actor-critic).
+:class:`PotentialShaping` adds the change of the env's hidden ``shaping_potential()`` to every
+reward, turning a reward that arrives late (a longer session) into one that arrives at once;
+:class:`ExpectedReward` replaces each reward by its average over the env's possible responses.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from gymnasium import spaces
 
 __all__ = [
     "PRIVILEGED_KEY",
+    "ExpectedReward",
+    "PotentialShaping",
     "PrivilegedFeaturesError",
+    "RewardShapingError",
     "PrivilegedObservation",
     "TokenizeText",
     "UnsupportedObservationError",
@@ -43,6 +49,10 @@ class UnsupportedObservationError(TypeError):
 
 class PrivilegedFeaturesError(TypeError):
     """An env cannot give privileged features, or its observation cannot carry them."""
+
+
+class RewardShapingError(TypeError):
+    """The env offers no ``shaping_potential()`` or ``expected_reward()`` for a reward wrapper."""
 
 
 def _segments(space: spaces.Space) -> int | None:
@@ -278,3 +288,94 @@ class PrivilegedObservation(gym.ObservationWrapper):
     def observation(self, observation: Any) -> dict[str, Any]:
         """``observation`` with the current privileged features added."""
         return {**observation, PRIVILEGED_KEY: self._features()}
+
+
+class PotentialShaping(gym.Wrapper):
+    """Potential-based reward shaping with the env's hidden ``shaping_potential()``.
+
+    Each reward becomes ``r + phi(s') - phi(s)``, with ``phi(s') = 0`` when the episode
+    terminates (not when it is truncated). The shaping is undiscounted, so an episode's
+    shaped return is its return minus ``phi`` of its start state: under the undiscounted
+    return every policy keeps its rank, while a reward that would arrive only at the end of
+    the episode arrives at the step that earned it. In :class:`RecommendationEnv` the potential
+    is the user's remaining time: a click's shaped reward is the time its quality refunds
+    (minus the minutes it drains, which the reward gives back), so PPO's discount no longer
+    hides what a good item is worth.
+
+    The potential reads hidden state: use it for training only; evaluate on the env's own
+    rewards (``Monitor`` inside this wrapper still records them).
+
+    Args:
+        env: An env whose unwrapped env has ``shaping_potential(state=None) -> float``.
+
+    Raises:
+        RewardShapingError: When the env has no ``shaping_potential``.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        potential = getattr(env.unwrapped, "shaping_potential", None)
+        if not callable(potential):
+            raise RewardShapingError(
+                f"{type(env.unwrapped).__name__} has no shaping_potential() method, so its "
+                "rewards cannot be shaped; add one (see RecommendationEnv) or train without "
+                "reward_shaping."
+            )
+        self._potential = potential
+        self._phi = 0.0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset the env and record the start state's potential."""
+        observation, info = self.env.reset(**kwargs)
+        self._phi = float(self._potential())
+        return observation, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Step the env; the reward gains ``phi(s') - phi(s)``."""
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        phi = 0.0 if terminated else float(self._potential())
+        shaped = float(reward) + phi - self._phi
+        self._phi = phi
+        return observation, shaped, terminated, truncated, info
+
+
+class ExpectedReward(gym.Wrapper):
+    """Replace each reward by its expectation over the env's response to the action.
+
+    Before each step the wrapper asks the unwrapped env for
+    ``expected_reward(action, shaped=shaped)``, the reward averaged over everything the step
+    could sample (which item a user clicks) given the current, hidden, state, and returns it
+    instead of the sampled reward. Every policy keeps its expected return (the expectation of a
+    step's reward given the state and action is unchanged), while the noise of the sampled
+    outcome leaves the learning signal: a Rao-Blackwellised reward. The episode still follows
+    the sampled outcome. With ``shaped=True`` the expectation is of the potential-shaped reward
+    of :class:`PotentialShaping`.
+
+    It reads hidden state: use it for training only (``Monitor`` inside it keeps the env's own
+    rewards for statistics).
+
+    Args:
+        env: An env whose unwrapped env has ``expected_reward(action, state=None, *, shaped)``.
+        shaped: Average the potential-shaped reward instead of the reward.
+
+    Raises:
+        RewardShapingError: When the env has no ``expected_reward``.
+    """
+
+    def __init__(self, env: gym.Env, *, shaped: bool = False) -> None:
+        super().__init__(env)
+        expected = getattr(env.unwrapped, "expected_reward", None)
+        if not callable(expected):
+            raise RewardShapingError(
+                f"{type(env.unwrapped).__name__} has no expected_reward() method, so its "
+                "rewards cannot be replaced by their expectation; add one (see "
+                "RecommendationEnv) or train without expected_rewards."
+            )
+        self._expected = expected
+        self.shaped = bool(shaped)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Step the env; the reward is the expected reward of ``action`` before the step."""
+        expected = float(self._expected(action, shaped=self.shaped))
+        observation, _, terminated, truncated, info = self.env.step(action)
+        return observation, expected, terminated, truncated, info

@@ -492,6 +492,89 @@ class RecommendationEnv(gym.Env):
             )
         return np.array([max(float(budget), 0.0) / self.user_config.budget], dtype=np.float32)
 
+    def shaping_potential(self, state: RecState | None = None) -> float:
+        """The user's remaining time in minutes, as a potential for reward shaping (hidden).
+
+        Every watched minute comes out of the budget, so an episode's return is the initial
+        budget plus the minutes that quality refunds, minus the no-click costs. With this
+        potential, :class:`rlagent.wrappers.PotentialShaping` turns each reward into exactly
+        that step's term: ``quality refund`` after a click, ``-no_click_cost`` without one
+        (``reward_shaping: true`` in a training config). For training and planning only.
+
+        Args:
+            state: A state from :meth:`get_state` or :meth:`sample_hidden`; ``None`` reads the
+                current one.
+
+        Returns:
+            ``max(remaining budget, 0)``.
+        """
+        if state is None:
+            if not self._started:
+                raise ResetNeededError(
+                    "shaping_potential() was called before reset(); call env.reset() first"
+                )
+            budget = self.user.budget
+        else:
+            budget = state.budget
+        if budget is None:
+            raise TypeError(
+                "shaping_potential() needs a state with its hidden budget; a state from "
+                "hide() has none (draw one with sample_hidden())"
+            )
+        return max(float(budget), 0.0)
+
+    def expected_reward(
+        self, action: Any, state: RecState | None = None, *, shaped: bool = False
+    ) -> float:
+        """The reward of ``action`` in ``state`` averaged over the user's possible responses.
+
+        Exact: the user clicks slate item ``i`` with the choice model's probability (from the
+        hidden interests) or nothing, and, with boredom, leaves after a no-click. Its
+        average over many sampled steps is the reward's; it carries none of the click's noise,
+        for training (:class:`rlagent.wrappers.PotentialShaping` with ``expected=True``) and
+        planning.
+
+        Args:
+            action: A slate (or position), as for :meth:`step`.
+            state: A state from :meth:`get_state` or :meth:`sample_hidden`; ``None`` reads the
+                current one.
+            shaped: Average ``r + phi(s') - phi(s)`` instead, with :meth:`shaping_potential`
+                as ``phi`` (0 once the session ends).
+
+        Returns:
+            The expected (shaped) reward in minutes.
+        """
+        if state is None:
+            if not self._started:
+                raise ResetNeededError(
+                    "expected_reward() was called before reset(); call env.reset() first"
+                )
+            user, candidates = self.user, self._candidates
+        else:
+            if state.budget is None:
+                raise TypeError(
+                    "expected_reward() needs a state with its hidden fields; a state from "
+                    "hide() has none (draw them with sample_hidden())"
+                )
+            user = SessionUser(self.user_config)
+            user.interests, user.budget = list(state.interests), state.budget
+            user.fatigue = list(state.fatigue)
+            candidates = state.candidates
+        config = self.user_config
+        items = [candidates[p] for p in self._parse(action)]
+        probs = user.click_probabilities([self._topics[i] for i in items])
+        budget = user.budget
+        phi = max(budget, 0.0) if shaped else 0.0
+        watch = min(max(budget, 0.0), config.item_minutes)
+        total = 0.0
+        for p, item in zip(probs[:-1], items, strict=True):
+            after = budget + watch * (config.refund_rate * self._quality[item] - 1.0)
+            total += p * (watch + (max(after, 0.0) if shaped else 0.0))
+        if shaped:
+            after = max(budget - config.no_click_cost, 0.0)
+            total += probs[-1] * (1.0 - config.boredom) * after
+        return total - phi
+
     # ------------------------------------------------------------------ internals
     def _parse(self, action: Any) -> list[int]:
         n = self.n_candidates

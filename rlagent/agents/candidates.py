@@ -179,6 +179,7 @@ class CandidateScorer(nn.Module):
         width: Inputs per candidate.
         hidden: Hidden layer sizes of the shared MLP.
         activation_fn: Activation between layers.
+        stop: Also score *stop* (ending a slate early) from the context, as a last column.
     """
 
     def __init__(
@@ -188,6 +189,7 @@ class CandidateScorer(nn.Module):
         width: int,
         hidden: Sequence[int] = (128,),
         activation_fn: type[nn.Module] = nn.Tanh,
+        stop: bool = False,
     ) -> None:
         super().__init__()
         self.context_dim = int(context_dim)
@@ -200,11 +202,15 @@ class CandidateScorer(nn.Module):
             last = int(size)
         self.hidden = nn.Sequential(*layers)
         self.out = nn.Linear(last, 1)
+        self.stop = nn.Linear(self.context_dim, 1) if stop else None
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        """Scores ``[batch, n_candidates]`` from a :class:`CandidateMlpExtractor` actor latent."""
+        """Scores ``[batch, n_candidates]`` (``+ 1`` stop column) from an actor latent."""
         context = latent[:, : self.context_dim]
         candidates = latent[:, self.context_dim :].reshape(-1, self.n_candidates, self.width)
-        context = context.unsqueeze(1).expand(-1, self.n_candidates, -1)
-        x = self.hidden(torch.cat([candidates, context], dim=2))
-        return self.out(x).squeeze(-1)
+        expanded = context.unsqueeze(1).expand(-1, self.n_candidates, -1)
+        x = self.hidden(torch.cat([candidates, expanded], dim=2))
+        scores = self.out(x).squeeze(-1)
+        if self.stop is None:
+            return scores
+        return torch.cat([scores, self.stop(context)], dim=1)

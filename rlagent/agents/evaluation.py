@@ -124,6 +124,7 @@ def make_agent(
     seed: int | None = None,
     deterministic: bool = True,
     device: str = "auto",
+    planner_settings: Mapping[str, Any] | None = None,
 ) -> Agent:
     """Build an evaluable agent from a name, a model path or a model.
 
@@ -137,6 +138,8 @@ def make_agent(
         seed: Seed of the planner's random generator.
         deterministic: For models, take the most likely action.
         device: Device to load a model on.
+        planner_settings: :class:`rlagent.planning.MCTSConfig` fields that change the
+            planner's defaults (see :func:`rlagent.planning.make_planning_agent`).
 
     Returns:
         An object with ``reset(seed)`` and ``act(observation)``.
@@ -177,7 +180,9 @@ def make_agent(
         raise ValueError(f"Unknown planner {planner!r}; the only planner is 'mcts'.")
     from rlagent.planning import make_planning_agent
 
-    return make_planning_agent(model, env, simulations=simulations, seed=seed)
+    return make_planning_agent(
+        model, env, simulations=simulations, seed=seed, settings=planner_settings
+    )
 
 
 def _to_action(action: Any, space: gym.Space) -> Any:
@@ -199,6 +204,7 @@ def evaluate(
     name: str | None = None,
     device: str = "auto",
     progress: Callable[[int], None] | None = None,
+    planner_settings: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """Play ``episodes`` episodes and summarise returns and the environment's metrics.
 
@@ -214,6 +220,8 @@ def evaluate(
         name: Name shown in tables; defaults to the agent's name or path.
         device: Device to load a model on.
         progress: Called with 1 after each episode (e.g. a progress bar's ``update``).
+        planner_settings: :class:`rlagent.planning.MCTSConfig` fields that change the
+            planner's defaults.
 
     Returns:
         The :class:`EvalResult`.
@@ -232,6 +240,7 @@ def evaluate(
         seed=seed,
         deterministic=deterministic,
         device=device,
+        planner_settings=planner_settings,
     )
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes)

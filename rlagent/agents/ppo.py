@@ -39,7 +39,13 @@ from rlagent.agents.candidates import (
 from rlagent.agents.slate import SlateDistribution
 from rlagent.encoders.extractor import TextFeaturesExtractor, is_pretrained_module
 from rlagent.encoders.loading import DEFAULT_ENCODER, encoder_checksum
-from rlagent.wrappers import PRIVILEGED_KEY, PrivilegedObservation, TokenizeText
+from rlagent.wrappers import (
+    PRIVILEGED_KEY,
+    ExpectedReward,
+    PotentialShaping,
+    PrivilegedObservation,
+    TokenizeText,
+)
 
 __all__ = [
     "PPO_DEFAULTS",
@@ -96,7 +102,9 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
     by :class:`rlagent.agents.slate.SlateDistribution`), and one shared MLP (``scorer_arch``)
     scores each candidate from its embedding, its numeric features (``candidate_features``;
     default: numeric entries named ``candidate_*`` with one value per candidate) and the
-    actor's latent vector as context. The critic is unchanged.
+    actor's latent vector as context. The critic is unchanged. ``shorter_slates=True`` lets a
+    slate end early (a *stop* option scored from the context; a stopped slate repeats its first
+    position, which an env that shows a repeated position once reads as a shorter slate).
 
     ``critic_only=[key, ...]`` names numeric observation entries that only the critic reads
     (an asymmetric actor-critic, see :mod:`rlagent.agents.asymmetric`): the actor sees them as
@@ -108,6 +116,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             linear head.
         candidate_features: Numeric entries with one value per candidate.
         scorer_arch: Hidden layer sizes of the candidate scorer.
+        shorter_slates: Let the candidate head end a slate before its last slot.
         critic_only: Numeric entries for the critic only (e.g. ``["privileged"]``).
         **kwargs: Keyword arguments of SB3's ``MultiInputActorCriticPolicy``.
     """
@@ -119,6 +128,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         candidate_features: Sequence[str] | None = None,
         scorer_arch: Sequence[int] = (128,),
         critic_only: Sequence[str] | None = None,
+        shorter_slates: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("features_extractor_class", TextFeaturesExtractor)
@@ -126,6 +136,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         self.candidates = candidates
         self.candidate_features = None if candidate_features is None else list(candidate_features)
         self.scorer_arch = [int(size) for size in scorer_arch]
+        self.shorter_slates = bool(shorter_slates)
         self.candidate_layout: CandidateLayout | None = None
         self.critic_only = None if critic_only is None else [str(k) for k in critic_only]
         super().__init__(*args, **kwargs)
@@ -143,6 +154,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             candidate_features=self.candidate_features,
             scorer_arch=self.scorer_arch,
             critic_only=self.critic_only,
+            shorter_slates=self.shorter_slates,
         )
         return data
 
@@ -162,6 +174,11 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
 
     def _build_candidate_extractor(self) -> None:
         if self.candidates is None:
+            if self.shorter_slates:
+                raise CandidateLayoutError(
+                    "policy_kwargs['shorter_slates'] needs the candidate-scoring head; set "
+                    "policy_kwargs['candidates'] to the entry holding the candidate texts."
+                )
             return
         extractor = self.features_extractor
         if not isinstance(extractor, TextFeaturesExtractor):
@@ -178,6 +195,11 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             self.candidates,
             self.candidate_features,
         )
+        if self.shorter_slates and layout.slots == 1:
+            raise CandidateLayoutError(
+                "policy_kwargs['shorter_slates'] needs a slate action space "
+                f"(MultiDiscrete([n] * k), k >= 2); got {self.action_space}."
+            )
         self.candidate_layout = layout
         self.mlp_extractor = CandidateMlpExtractor(self.mlp_extractor, layout)
 
@@ -190,17 +212,22 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         if layout.slots == 1:
             self.action_dist = CategoricalDistribution(layout.n_candidates)
         else:
-            self.action_dist = SlateDistribution(layout.n_candidates, layout.slots)
+            self.action_dist = SlateDistribution(
+                layout.n_candidates, layout.slots, stop=self.shorter_slates
+            )
         self.action_net = CandidateScorer(
             self.mlp_extractor.context_dim,
             layout.n_candidates,
             layout.width,
             self.scorer_arch,
             self.activation_fn,
+            stop=self.shorter_slates,
         )
         if self.ortho_init:
             self.action_net.hidden.apply(partial(self.init_weights, gain=2**0.5))
             self.action_net.out.apply(partial(self.init_weights, gain=0.01))
+            if self.action_net.stop is not None:
+                self.action_net.stop.apply(partial(self.init_weights, gain=0.01))
         self.optimizer = self.optimizer_class(
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
@@ -257,6 +284,8 @@ def make_vec_env(
     vec_env_cls: type[VecEnv] | None = None,
     reward_scale: float = 1.0,
     privileged: bool = False,
+    reward_shaping: bool = False,
+    expected_rewards: bool = False,
 ) -> VecEnv:
     """A vectorised, tokenized, Monitor-wrapped copy of a text env.
 
@@ -273,11 +302,17 @@ def make_vec_env(
             outside ``Monitor``, so episode statistics keep the env's own rewards.
         privileged: Add the env's hidden ``privileged_features()`` as the ``"privileged"``
             entry (:class:`rlagent.wrappers.PrivilegedObservation`), for a privileged critic.
+        reward_shaping: Add the change of the env's hidden ``shaping_potential()`` to every
+            reward (:class:`rlagent.wrappers.PotentialShaping`), outside ``Monitor``.
+        expected_rewards: Replace each reward by the env's ``expected_reward()`` of the action
+            (shaped when ``reward_shaping``; :class:`rlagent.wrappers.ExpectedReward`), outside
+            ``Monitor``.
 
     Returns:
         The ``VecEnv``; each env is ``Monitor(TokenizeText(env))`` so episode statistics exist,
-        with ``PrivilegedObservation`` inside ``TokenizeText`` when ``privileged``, and
-        wrapped in ``TransformReward`` when ``reward_scale != 1``.
+        with ``PrivilegedObservation`` inside ``TokenizeText`` when ``privileged``, then
+        ``ExpectedReward`` when ``expected_rewards`` (else ``PotentialShaping`` when
+        ``reward_shaping``) and ``TransformReward`` when ``reward_scale != 1``.
     """
     if int(n_envs) < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs!r}.")
@@ -300,6 +335,10 @@ def make_vec_env(
             if not _is_tokenized(env.observation_space):
                 env = TokenizeText(env, enc_name, max_length=max_length)
             env = Monitor(env)
+            if expected_rewards:
+                env = ExpectedReward(env, shaped=reward_shaping)
+            elif reward_shaping:
+                env = PotentialShaping(env)
             if scale != 1.0:
                 env = gym.wrappers.TransformReward(env, partial(operator.mul, scale))
             return env
@@ -339,6 +378,8 @@ def make_ppo(
     policy_kwargs: Mapping[str, Any] | None = None,
     reward_scale: float = 1.0,
     privileged_critic: bool = False,
+    reward_shaping: bool = False,
+    expected_rewards: bool = False,
     **ppo_kwargs: Any,
 ) -> PPO:
     """A Stable-Baselines3 PPO agent that reads text through a pretrained encoder.
@@ -373,6 +414,17 @@ def make_ppo(
             ``"privileged"`` entry, which only the critic reads (``critic_only``); actions
             never depend on it. Lower-variance advantages where the return hinges on hidden
             state. Needs an env id, env or factory (not a ``VecEnv``).
+        reward_shaping: Learn from potential-shaped rewards ``r + phi(s') - phi(s)``, with the
+            env's hidden ``shaping_potential()`` as ``phi``
+            (:class:`rlagent.wrappers.PotentialShaping`): an undiscounted shaping that keeps
+            every policy's rank under the undiscounted return and moves a reward that arrives
+            late (a session lengthened by a good item) to the step that earned it. Needs an env
+            id, env or factory (not a ``VecEnv``). A planner guided by this model plans on
+            shaped rewards too (see docs/planning.md).
+        expected_rewards: Learn from each step's expected (shaped) reward, the env's
+            ``expected_reward()`` of the action given the hidden state, instead of the sampled
+            one (:class:`rlagent.wrappers.ExpectedReward`): the same expected return for every
+            policy, without the noise of the sampled response. Needs an env id, env or factory.
         **ppo_kwargs: Any other ``PPO`` argument.
 
     Returns:
@@ -381,10 +433,10 @@ def make_ppo(
     torch_device = resolve_device(device)
     env_id = _env_id(env_or_id)
     if isinstance(env_or_id, VecEnv):
-        if privileged_critic:
+        if privileged_critic or reward_shaping or expected_rewards:
             raise ValueError(
-                "privileged_critic=True builds its own env; pass the env id, env or factory "
-                "instead of a VecEnv."
+                "privileged_critic, reward_shaping and expected_rewards build their own env; "
+                "pass the env id, env or factory instead of a VecEnv."
             )
         if not _is_tokenized(env_or_id.observation_space):
             raise ValueError(
@@ -404,6 +456,8 @@ def make_ppo(
             max_length=max_length,
             reward_scale=reward_scale,
             privileged=privileged_critic,
+            reward_shaping=reward_shaping,
+            expected_rewards=expected_rewards,
         )
     checksum = encoder_checksum(os.fspath(encoder))
     pk = dict(policy_kwargs or {})
@@ -454,6 +508,8 @@ def make_ppo(
         "seed": seed,
         "reward_scale": float(reward_scale),
         "privileged_critic": bool(privileged_critic),
+        "reward_shaping": bool(reward_shaping),
+        "expected_rewards": bool(expected_rewards),
     }
     return model
 

@@ -2,7 +2,7 @@
 
 from rlagent.planning.agent import MCTSAgent, make_planning_agent
 from rlagent.planning.belief import BeliefModel, ParticleBelief, hide, observable_key
-from rlagent.planning.config import MCTSConfig
+from rlagent.planning.config import MCTSConfig, bundled_planner_settings, read_planner_settings
 from rlagent.planning.env_model import EnvModel, action_table
 from rlagent.planning.evaluators import ConstantEvaluator, RandomRolloutEvaluator
 from rlagent.planning.mdp import (
@@ -44,9 +44,11 @@ __all__ = [
     "TabularMDP",
     "action_table",
     "branching_mdp",
+    "bundled_planner_settings",
     "hide",
     "lucky_outcome_mdp",
     "make_planning_agent",
     "observable_key",
     "random_mdp",
+    "read_planner_settings",
 ]

@@ -10,13 +10,15 @@ plays out hidden values drawn from a :class:`~rlagent.planning.ParticleBelief` i
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from rlagent.planning.belief import BeliefModel, ParticleBelief, hide
-from rlagent.planning.config import MCTSConfig
+from rlagent.planning.config import MCTSConfig, check_settings
 from rlagent.planning.env_model import EnvModel
 from rlagent.planning.evaluators import RandomRolloutEvaluator
 from rlagent.planning.model import PlanningStateError
@@ -37,7 +39,8 @@ class MCTSAgent:
             action distribution, value from its critic; observations tokenized as the model
             expects), any evaluator with ``evaluate(state, rng)``, or ``None`` for random
             rollouts of at most ``rollout_steps`` steps.
-        model: The planning model of ``env`` (an :class:`EnvModel`); ``None`` builds one.
+        model: The planning model of ``env`` (an :class:`EnvModel`); ``None`` builds one,
+            with ``reward_shaping`` when ``policy`` was trained with it.
         config: Search settings (:class:`MCTSConfig`).
         env: The environment the agent acts in; its current state is read (``get_state``)
             at every ``act`` and never modified.
@@ -46,6 +49,9 @@ class MCTSAgent:
         num_particles: Belief particles (ignored with ``oracle=True``).
         num_proposals: Prior draws weighted per belief update.
         rollout_steps: Length limit of random rollouts when ``policy`` is ``None``.
+        expected_rewards: Plan on each simulated step's expected reward (the environment's
+            ``expected_reward``) instead of a sampled one, when ``model`` is built here;
+            ``None`` (default) does so whenever the environment provides it.
 
     Attributes:
         last_result: The :class:`SearchResult` of the latest decision.
@@ -64,6 +70,7 @@ class MCTSAgent:
         num_particles: int = 64,
         num_proposals: int = 256,
         rollout_steps: int = 20,
+        expected_rewards: bool | None = None,
     ) -> None:
         if env is None or not callable(getattr(env.unwrapped, "get_state", None)):
             raise PlanningStateError(
@@ -71,7 +78,17 @@ class MCTSAgent:
                 "acts in (its unwrapped env must implement get_state/set_state)."
             )
         self.env = env
-        self.env_model = model if model is not None else EnvModel(env)
+        if model is None:
+            spec = getattr(policy, "rlagent_spec", None) or {}
+            # A critic trained on shaped rewards values shaped returns: plan on them too.
+            if expected_rewards is None:
+                expected_rewards = callable(getattr(env.unwrapped, "expected_reward", None))
+            model = EnvModel(
+                env,
+                reward_shaping=bool(spec.get("reward_shaping")),
+                expected_rewards=expected_rewards,
+            )
+        self.env_model = model
         self.config = config if config is not None else MCTSConfig()
         self.oracle = bool(oracle)
         if self.oracle:
@@ -170,6 +187,7 @@ def make_planning_agent(
     seed: int | None = None,
     oracle: bool = False,
     config: MCTSConfig | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> MCTSAgent:
     """An :class:`MCTSAgent` for ``env``, guided by a trained model when one is given.
 
@@ -188,9 +206,16 @@ def make_planning_agent(
         oracle: Plan on the true hidden state (report as an upper bound).
         config: Full search settings; overrides the defaults above (``simulations`` still
             sets ``num_simulations``).
+        settings: :class:`MCTSConfig` fields that change the defaults above (or ``config``),
+            e.g. ``{"max_depth": 1, "common_random_numbers": True}``; what
+            ``rlagent evaluate --planner-config FILE.yaml`` reads.
 
     Returns:
         The agent (``reset(seed)``, ``act(observation)``, ``predict(observation)``).
+
+    Raises:
+        PlanningConfigError: ``settings`` names a field that :class:`MCTSConfig` lacks, or a
+            value out of range.
     """
     if config is None:
         if ppo_model is None:
@@ -205,7 +230,8 @@ def make_planning_agent(
                 chance_widening_c=1.0,
             )
     elif config.num_simulations != simulations:
-        from dataclasses import replace
-
-        config = replace(config, num_simulations=simulations)
+        config = dataclasses.replace(config, num_simulations=simulations)
+    if settings:
+        check_settings(settings)
+        config = dataclasses.replace(config, **settings)
     return MCTSAgent(ppo_model, None, config, env=env, seed=seed, oracle=oracle)

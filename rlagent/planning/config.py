@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from rlagent.planning.model import PlanningConfigError
 
-__all__ = ["MCTSConfig"]
+__all__ = ["MCTSConfig", "bundled_planner_settings", "check_settings", "read_planner_settings"]
+
+_BUNDLED_DIR = Path(__file__).resolve().parent.parent / "configs" / "planning"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,12 @@ class MCTSConfig:
             ``evaluate_batch``; ``1`` evaluates each leaf at once.
         virtual_loss: Visits added (each worth the lowest Q seen in the tree) to every edge on
             a pending path, so that one batch spreads over different leaves.
+        common_random_numbers: Common random numbers: the ``k``-th model step taken from a
+            node with any of its actions gets a generator seeded by the search, the node and
+            ``k``, so sibling actions are compared on the same chance draws (the same sampled
+            user response, the same next candidates, the same belief particle). Every
+            estimate stays unbiased; differences between actions lose the noise their
+            outcomes share. Costs a generator per model step, so off by default.
     """
 
     num_simulations: int = 800
@@ -77,6 +88,7 @@ class MCTSConfig:
     reuse_tree: bool = False
     batch_size: int = 1
     virtual_loss: int = 1
+    common_random_numbers: bool = False
 
     def __post_init__(self) -> None:
         """Check every setting; raise :class:`PlanningConfigError` naming the bad one."""
@@ -174,6 +186,12 @@ class MCTSConfig:
             self.virtual_loss,
             "an int >= 0",
         )
+        _check(
+            isinstance(self.common_random_numbers, bool),
+            "common_random_numbers",
+            self.common_random_numbers,
+            "True or False",
+        )
         if self.chance == "open_loop" and self.chance_widening_c is not None:
             raise PlanningConfigError(
                 "MCTSConfig: chance_widening_c needs chance='closed_loop' (open-loop nodes keep "
@@ -197,3 +215,72 @@ def _check(ok: bool, name: str, value: object, expected: str) -> None:
             f"MCTSConfig.{name}: got {value!r}, expected {expected}; "
             f"pass a valid {name}=... or leave it at its default."
         )
+
+
+def read_planner_settings(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping of :class:`MCTSConfig` fields (``rlagent evaluate --planner-config``).
+
+    Args:
+        path: The YAML file, e.g. holding ``max_depth: 1`` and ``common_random_numbers: true``.
+
+    Returns:
+        The settings, checked by building an :class:`MCTSConfig` from them.
+
+    Raises:
+        PlanningConfigError: The file is missing, not YAML, not a mapping, names a field that
+            :class:`MCTSConfig` lacks, or holds a value out of range.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PlanningConfigError(f"Planner config {path} does not exist.") from None
+    except yaml.YAMLError as exc:
+        raise PlanningConfigError(f"Planner config {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PlanningConfigError(
+            f"Planner config {path} must hold a mapping of MCTSConfig settings, got "
+            f"{type(data).__name__}."
+        )
+    check_settings(data, f"Planner config {path}")
+    MCTSConfig(**data)
+    return dict(data)
+
+
+def check_settings(settings: Mapping[str, Any], source: str = "Planner settings") -> None:
+    """Raise :class:`PlanningConfigError` if ``settings`` names a field MCTSConfig lacks.
+
+    Args:
+        settings: Field names and values.
+        source: Where they came from, for the message.
+    """
+    known = {f.name for f in dataclasses.fields(MCTSConfig)}
+    unknown = sorted(map(str, set(settings) - known))
+    if unknown:
+        raise PlanningConfigError(
+            f"{source}: {', '.join(unknown)} are not MCTSConfig fields; known fields are "
+            f"{', '.join(sorted(known))}."
+        )
+
+
+def bundled_planner_settings(env_id: str | None) -> dict[str, Any]:
+    """The planner settings measured for a bundled env, or ``{}``.
+
+    ``rlagent/CustomerService-v0`` reads ``rlagent/configs/planning/CustomerService-v0.yaml``
+    when it exists; ``rlagent evaluate --planner mcts`` uses them unless ``--planner-config``
+    is given.
+
+    Args:
+        env_id: A registered env id (``None``: no settings).
+
+    Returns:
+        The settings (see :func:`read_planner_settings`).
+    """
+    if not env_id:
+        return {}
+    path = _BUNDLED_DIR / f"{env_id.split('/')[-1]}.yaml"
+    return read_planner_settings(path) if path.is_file() else {}

@@ -66,19 +66,40 @@ class EnvModel:
             ``observe`` also ``observe()``.
         copy_env: Plan on a deep copy (default) so that the caller's environment keeps its
             state and generator; ``False`` plans on ``env.unwrapped`` itself.
+        reward_shaping: Return shaped rewards ``r + phi(s') - phi(s)`` with the environment's
+            ``shaping_potential(state)`` as ``phi`` (0 after the episode ends), as
+            :class:`rlagent.wrappers.PotentialShaping` does in training: for a critic trained
+            on shaped rewards. Action values then differ from unshaped ones by ``phi`` of the
+            state searched from, the same for every action.
+        expected_rewards: Return the environment's ``expected_reward(action, state,
+            shaped=reward_shaping)`` of each step, the reward averaged over every response the
+            step could sample, while the next state is still sampled: the same action values,
+            without the noise of one sampled click (a Rao-Blackwellised reward).
 
     Attributes:
         env: The environment stepped by the planner.
         num_actions: Number of planning actions.
     """
 
-    def __init__(self, env: gym.Env, *, copy_env: bool = True) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        *,
+        copy_env: bool = True,
+        reward_shaping: bool = False,
+        expected_rewards: bool = False,
+    ) -> None:
         base = env.unwrapped
-        for name in ("get_state", "set_state"):
+        names = ("get_state", "set_state")
+        names += ("shaping_potential",) if reward_shaping else ()
+        names += ("expected_reward",) if expected_rewards else ()
+        for name in names:
             if not callable(getattr(base, name, None)):
                 raise PlanningStateError(
                     f"EnvModel: {type(base).__name__} has no {name}() method; planning on an "
-                    "environment needs get_state() -> State and set_state(State) (see "
+                    "environment needs get_state() -> State and set_state(State), "
+                    "shaping_potential(state) with reward_shaping=True and "
+                    "expected_reward(action, state, shaped=...) with expected_rewards=True (see "
                     "docs/planning.md, 'Writing your own model')."
                 )
         self.env = copy.deepcopy(base) if copy_env else base
@@ -86,6 +107,8 @@ class EnvModel:
         self._indices = tuple(range(len(self._table)))
         self._discrete = isinstance(base.action_space, gym.spaces.Discrete)
         self.num_actions = len(self._table)
+        self.reward_shaping = bool(reward_shaping)
+        self.expected_rewards = bool(expected_rewards)
 
     def actions(self, state: Any) -> Sequence[int]:
         """Every action index (the bundled environments allow every action everywhere)."""
@@ -96,8 +119,19 @@ class EnvModel:
         env = self.env
         env.set_state(state)
         env.np_random = rng
-        _, reward, terminated, truncated, _ = env.step(self._table[action])
-        return env.get_state(), float(reward), bool(terminated or truncated)
+        env_action = self._table[action]
+        if self.expected_rewards:
+            expected = float(env.expected_reward(env_action, state, shaped=self.reward_shaping))
+        _, reward, terminated, truncated, _ = env.step(env_action)
+        next_state = env.get_state()
+        done = bool(terminated or truncated)
+        reward = float(reward)
+        if self.expected_rewards:
+            reward = expected
+        elif self.reward_shaping:
+            potential = env.shaping_potential
+            reward += (0.0 if done else potential(next_state)) - potential(state)
+        return next_state, reward, done
 
     def observe(self, state: Any) -> Any:
         """The raw observation of ``state`` (needs the environment's ``observe()``)."""

@@ -103,6 +103,7 @@ class _Node:
         "arrivals",
         "reward_sum",
         "terminal",
+        "uid",
     )
 
     def __init__(self, key: Hashable, state: Any, actions: tuple[int, ...]) -> None:
@@ -124,6 +125,7 @@ class _Node:
         self.arrivals = 0
         self.reward_sum = 0.0
         self.terminal = False
+        self.uid = 0
 
 
 class MCTS:
@@ -188,6 +190,8 @@ class MCTS:
         self._min = math.inf
         self._max = -math.inf
         self._size = 0
+        self._uids = 0
+        self._crn = 0
 
     def reset(self) -> None:
         """Forget the tree kept for reuse (call at the start of a new episode)."""
@@ -216,6 +220,8 @@ class MCTS:
                 "pass np.random.default_rng(seed)."
             )
         cfg = self.config
+        if cfg.common_random_numbers:
+            self._crn = int(rng.integers(2**63))
         key = self._key(state) if self._key is not None else state
         root = self._reuse(key, state) if cfg.reuse_tree else None
         reused = root is not None
@@ -263,7 +269,10 @@ class MCTS:
                 "actions(state) must be non-empty unless step() reported done=True."
             )
         self._size += 1
-        return _Node(key, state, actions)
+        self._uids += 1
+        node = _Node(key, state, actions)
+        node.uid = self._uids
+        return node
 
     def _set_evaluation(self, node: _Node, priors: Sequence[float] | None, value: float) -> None:
         cfg = self.config
@@ -358,6 +367,7 @@ class MCTS:
         closed = cfg.chance == "closed_loop"
         max_depth = cfg.max_depth
         widen = cfg.chance_widening_c
+        crn = cfg.common_random_numbers
         path = []
         node = root
         depth = 0
@@ -384,7 +394,12 @@ class MCTS:
                     node = child
                     state = child.state
                     continue
-            next_state, reward, done = step(state, node.actions[i], rng)
+            if crn:
+                # The k-th visit of every action of a node draws the same random numbers.
+                step_rng = np.random.default_rng((self._crn, node.uid, node.n[i]))
+            else:
+                step_rng = rng
+            next_state, reward, done = step(state, node.actions[i], step_rng)
             path.append((node, i, reward))
             depth += 1
             if done:

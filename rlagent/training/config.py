@@ -47,6 +47,10 @@ class TrainConfig:
             train best: about 1 / typical return); reported returns stay unscaled.
         privileged_critic: Let the critic (only) read the env's hidden
             ``privileged_features()`` (see :func:`rlagent.make_ppo`).
+        reward_shaping: Learn from rewards shaped by the env's hidden ``shaping_potential()``
+            (see :func:`rlagent.make_ppo`); evaluation and reports use the env's own rewards.
+        expected_rewards: Learn from each step's expected reward given the hidden state (the
+            env's ``expected_reward()``) instead of the sampled one.
         eval_freq: Evaluate every this many environment steps (0 disables).
         eval_episodes: Episodes per evaluation.
         checkpoint_freq: Checkpoint every this many environment steps (0: only at the end
@@ -69,6 +73,8 @@ class TrainConfig:
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     reward_scale: float = 1.0
     privileged_critic: bool = False
+    reward_shaping: bool = False
+    expected_rewards: bool = False
     eval_freq: int = 10_000
     eval_episodes: int = 50
     checkpoint_freq: int = 10_000

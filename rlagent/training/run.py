@@ -216,6 +216,8 @@ def train(
             max_length=config.max_length,
             reward_scale=config.reward_scale,
             privileged=config.privileged_critic,
+            reward_shaping=config.reward_shaping,
+            expected_rewards=config.expected_rewards,
         )
         model = load(checkpoint.model_path, env=venv, device=config.device)
         model.tensorboard_log = str(out_dir / "tensorboard")
@@ -236,6 +238,8 @@ def train(
             policy_kwargs=dict(config.policy_kwargs) or None,
             reward_scale=config.reward_scale,
             privileged_critic=config.privileged_critic,
+            reward_shaping=config.reward_shaping,
+            expected_rewards=config.expected_rewards,
             verbose=verbose,
             **config.ppo,
         )

@@ -205,4 +205,7 @@ def test_train_config_accepts_privileged_critic():
 
 
 def test_bundled_recommendation_config_trains_a_privileged_critic():
-    assert load_config("rlagent/Recommendation-v0").privileged_critic is True
+    config = load_config("rlagent/Recommendation-v0")
+    assert config.privileged_critic is True
+    assert config.reward_shaping is True and config.expected_rewards is True
+    assert config.policy_kwargs["shorter_slates"] is True

@@ -107,3 +107,70 @@ def test_bad_arguments_say_what_is_wrong():
     dist.proba_distribution(torch.zeros(1, 3))
     with pytest.raises(ValueError, match=re.escape("positions in 0..2, got values from 0 to 5")):
         dist.log_prob(torch.tensor([[0, 5]]))
+
+
+def _stop_by_hand(scores: np.ndarray, stop: float, slots: int) -> dict[tuple[int, ...], float]:
+    """Probabilities of every canonical slate with a stop option, computed by hand."""
+    n = len(scores)
+    out: dict[tuple[int, ...], float] = {}
+
+    def grow(prefix, prob):
+        if len(prefix) == slots:
+            out[tuple(prefix)] = out.get(tuple(prefix), 0.0) + prob
+            return
+        left = [c for c in range(n) if c not in prefix]
+        weights = np.exp([scores[c] for c in left] + ([stop] if prefix else []))
+        weights = weights / weights.sum()
+        for c, w in zip(left, weights, strict=False):
+            grow(prefix + [c], prob * w)
+        if prefix:  # stop: every later slot repeats the first position
+            grow_stopped = prefix + [prefix[0]] * (slots - len(prefix))
+            out[tuple(grow_stopped)] = out.get(tuple(grow_stopped), 0.0) + prob * weights[-1]
+
+    grow([], 1.0)
+    return out
+
+
+@pytest.mark.parametrize("slots", [2, 3])
+def test_shorter_slates_probabilities_log_probs_and_samples_agree(slots):
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 5, generator=gen)  # 4 candidates and a stop score
+    dist = SlateDistribution(4, slots, stop=True).proba_distribution(logits)
+    probs = dist.distribution.probs.double().numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    by_hand = _stop_by_hand(logits[0, :4].double().numpy(), float(logits[0, 4]), slots)
+    assert sum(by_hand.values()) == pytest.approx(1.0)
+    actions = torch.tensor(list(itertools.product(range(4), repeat=slots)))
+    rows = logits[:1].expand(len(actions), 5)
+    log_probs = SlateDistribution(4, slots, stop=True).proba_distribution(rows).log_prob(actions)
+    for i, slate in enumerate(map(tuple, actions.tolist())):
+        expected = by_hand.get(slate, 0.0)
+        assert probs[0, i] == pytest.approx(expected, abs=1e-6)
+        if expected > 0:
+            assert float(log_probs[i].exp()) == pytest.approx(expected, abs=1e-6)
+    torch.manual_seed(0)
+    many = SlateDistribution(4, slots, stop=True).proba_distribution(logits[:1].expand(20000, 5))
+    drawn = many.sample()
+    index = (drawn * torch.tensor([4 ** (slots - 1 - j) for j in range(slots)])).sum(dim=1)
+    freq = torch.bincount(index, minlength=4**slots).double().numpy() / len(index)
+    np.testing.assert_allclose(freq, probs[0], atol=0.015)
+    stopped = (drawn[:, 1] == drawn[:, 0]).double().mean().item()
+    assert 0.05 < stopped < 0.95  # both kinds of slate are drawn
+
+
+def test_shorter_slates_mode_stops_where_the_stop_score_wins():
+    logits = torch.tensor([[3.0, 1.0, 2.0, -1.0, 1.5], [3.0, 1.0, 2.0, -1.0, 2.5]])
+    mode = SlateDistribution(4, 3, stop=True).proba_distribution(logits).mode()
+    assert mode.tolist() == [[0, 2, 0], [0, 0, 0]]
+    # The first slot never stops, whatever the stop score: the slate is one item, not none.
+    scores = torch.tensor([[0.0, 2.0, 0.0, 0.0, 9.0]])
+    first = SlateDistribution(4, 2, stop=True).proba_distribution(scores)
+    assert first.mode().tolist() == [[1, 1]]
+    probs = first.distribution.probs[0].reshape(4, 4)
+    assert float(probs.diagonal().sum()) > 0.99
+    np.testing.assert_allclose(probs.sum(dim=1), torch.softmax(scores[0, :4], 0), atol=1e-6)
+
+
+def test_shorter_slates_need_a_stop_column():
+    with pytest.raises(ValueError, match=re.escape("[batch, 5]")):
+        SlateDistribution(4, 2, stop=True).proba_distribution(torch.zeros(1, 4))

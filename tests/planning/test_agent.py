@@ -297,3 +297,66 @@ def test_particle_belief_on_bundled_envs_matches_the_observations(env_id):
     assert all(hide(p) == hide(true_state) for p in particles)
     assert all(np.isfinite(env.unwrapped.log_likelihood(p)) for p in particles)
     assert 1.0 <= belief.effective_sample_size <= 64
+
+
+def test_planner_settings_change_the_defaults(tmp_path):
+    pytest.importorskip("transformers")
+    from rlagent.agents import make_ppo
+    from rlagent.planning import PlanningConfigError, read_planner_settings
+
+    env = gym.make("rlagent/CustomerService-v0")
+    ppo = make_ppo(env, encoder="tiny-random", n_envs=1, seed=0, device="cpu")
+    settings = {"max_depth": 1, "common_random_numbers": True}
+    agent = make_planning_agent(ppo, env, simulations=8, seed=0, settings=settings)
+    config = agent.config
+    assert (config.max_depth, config.common_random_numbers) == (1, True)
+    assert config.selection == "puct" and config.num_simulations == 8  # other defaults kept
+    with pytest.raises(PlanningConfigError, match="settings: max_dept are not MCTSConfig"):
+        make_planning_agent(ppo, env, simulations=8, settings={"max_dept": 1})
+
+    good = tmp_path / "planner.yaml"
+    good.write_text("max_depth: 1\ncommon_random_numbers: true\n")
+    assert read_planner_settings(good) == settings
+    for text, message in [
+        ("- 1\n", "must hold a mapping"),
+        ("depth: 1\n", "depth are not MCTSConfig fields"),
+        ("max_depth: 0\n", "MCTSConfig.max_depth"),
+        ("max_depth: [1\n", "not valid YAML"),
+    ]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(PlanningConfigError, match=re.escape(message)):
+            read_planner_settings(bad)
+    with pytest.raises(PlanningConfigError, match="does not exist"):
+        read_planner_settings(tmp_path / "missing.yaml")
+
+
+def test_cli_evaluates_a_planner_with_a_planner_config(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    import json
+
+    from rlagent.agents import make_ppo
+    from rlagent.cli import main
+
+    ppo = make_ppo(
+        "rlagent/CustomerService-v0", encoder="tiny-random", n_envs=1, seed=0, device="cpu"
+    )
+    ppo.save(tmp_path / "m.zip")
+    settings = tmp_path / "planner.yaml"
+    settings.write_text("max_depth: 1\ncommon_random_numbers: true\n")
+    args = ["evaluate", str(tmp_path / "m.zip"), "--episodes", "1", "--no-baselines", "--json"]
+    plan = ["--planner", "mcts", "--simulations", "4", "--planner-config", str(settings)]
+    assert main(args + plan) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 1
+    assert main(args + ["--planner-config", str(settings)]) == 2
+    assert "--planner-config needs --planner mcts" in capsys.readouterr().err
+
+
+def test_bundled_planner_settings_are_valid_and_per_env():
+    from rlagent.planning import bundled_planner_settings
+
+    rec = bundled_planner_settings("rlagent/Recommendation-v0")
+    assert rec["max_depth"] == 1 and rec["common_random_numbers"] is True
+    MCTSConfig(**rec)
+    assert bundled_planner_settings("rlagent/CustomerService-v0") == {}
+    assert bundled_planner_settings(None) == {}

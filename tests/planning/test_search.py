@@ -430,3 +430,45 @@ def test_chance_widening_keeps_regret_on_random_mdps():
         regrets.append(_relative_regret(mdp, result.action))
     assert np.mean(regrets) <= 0.005
     assert np.mean(np.asarray(regrets) <= 0.01) >= 0.9
+
+
+def test_common_random_numbers_keep_regret_on_random_mdps():
+    regrets = []
+    for seed in SEEDS:
+        mdp = random_mdp(np.random.default_rng(seed))
+        config = MCTSConfig(num_simulations=2000, common_random_numbers=True)
+        result = MCTS(mdp, config).search(mdp.initial, np.random.default_rng(1000 + seed))
+        regrets.append(_relative_regret(mdp, result.action))
+    assert np.mean(regrets) <= 0.005
+    assert np.mean(np.asarray(regrets) <= 0.01) >= 0.9
+
+
+def test_common_random_numbers_give_sibling_actions_the_same_draws():
+    class Noisy:  # the reward is pure noise, the same whatever the action; then the end
+        def __init__(self):
+            self.draws = {0: [], 1: [], 2: []}
+
+        def actions(self, state):
+            return (0, 1, 2)
+
+        def step(self, state, action, rng):
+            x = float(rng.normal())
+            self.draws[action].append(x)
+            return 1, x, True
+
+    for crn in (True, False):
+        model = Noisy()
+        config = MCTSConfig(num_simulations=60, max_depth=1, common_random_numbers=crn)
+        MCTS(model, config, ConstantEvaluator()).search(0, np.random.default_rng(0))
+        k = min(len(d) for d in model.draws.values())
+        assert k >= 5
+        same = [model.draws[0][j] == model.draws[1][j] == model.draws[2][j] for j in range(k)]
+        assert all(same) if crn else not any(same)
+        assert len(set(model.draws[0])) == len(model.draws[0])  # fresh draws visit by visit
+    # A fresh seed per search.
+    model = Noisy()
+    config = MCTSConfig(num_simulations=3, max_depth=1, common_random_numbers=True)
+    search = MCTS(model, config, ConstantEvaluator())
+    search.search(0, np.random.default_rng(0))
+    search.search(0, np.random.default_rng(1))
+    assert model.draws[0][0] != model.draws[0][1]
