@@ -230,22 +230,9 @@ def read_planner_settings(path: str | Path) -> dict[str, Any]:
         PlanningConfigError: The file is missing, not YAML, not a mapping, names a field that
             :class:`MCTSConfig` lacks, or holds a value out of range.
     """
-    import yaml
+    from rlagent._yaml import read_yaml_mapping
 
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise PlanningConfigError(f"Planner config {path} does not exist.") from None
-    except yaml.YAMLError as exc:
-        raise PlanningConfigError(f"Planner config {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise PlanningConfigError(
-            f"Planner config {path} must hold a mapping of MCTSConfig settings, got "
-            f"{type(data).__name__}."
-        )
+    data = read_yaml_mapping(path, what="Planner config", error=PlanningConfigError)
     check_settings(data, f"Planner config {path}")
     MCTSConfig(**data)
     return dict(data)

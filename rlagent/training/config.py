@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from rlagent._yaml import read_yaml_mapping
+
 __all__ = ["ConfigError", "TrainConfig", "default_config_path", "load_config", "parse_kwargs"]
 
 _CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -126,19 +128,7 @@ def default_config_path(env_id: str) -> Path:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"Config file {path} does not exist.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"Config file {path} must hold a mapping of settings, got {type(data).__name__}."
-        )
-    return data
+    return read_yaml_mapping(path, what="Config file", error=ConfigError)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
