@@ -290,6 +290,17 @@ class PrivilegedObservation(gym.ObservationWrapper):
         return {**observation, PRIVILEGED_KEY: self._features()}
 
 
+def _reward_method(env: gym.Env, name: str, setting: str) -> Any:
+    """The unwrapped env's method ``name``, or :class:`RewardShapingError` naming ``setting``."""
+    method = getattr(env.unwrapped, name, None)
+    if not callable(method):
+        raise RewardShapingError(
+            f"{type(env.unwrapped).__name__} has no {name}() method, so a reward wrapper cannot "
+            f"use it; add one (see RecommendationEnv) or train without {setting}."
+        )
+    return method
+
+
 class PotentialShaping(gym.Wrapper):
     """Potential-based reward shaping with the env's hidden ``shaping_potential()``.
 
@@ -314,14 +325,7 @@ class PotentialShaping(gym.Wrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        potential = getattr(env.unwrapped, "shaping_potential", None)
-        if not callable(potential):
-            raise RewardShapingError(
-                f"{type(env.unwrapped).__name__} has no shaping_potential() method, so its "
-                "rewards cannot be shaped; add one (see RecommendationEnv) or train without "
-                "reward_shaping."
-            )
-        self._potential = potential
+        self._potential = _reward_method(env, "shaping_potential", "reward_shaping")
         self._phi = 0.0
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
@@ -364,14 +368,7 @@ class ExpectedReward(gym.Wrapper):
 
     def __init__(self, env: gym.Env, *, shaped: bool = False) -> None:
         super().__init__(env)
-        expected = getattr(env.unwrapped, "expected_reward", None)
-        if not callable(expected):
-            raise RewardShapingError(
-                f"{type(env.unwrapped).__name__} has no expected_reward() method, so its "
-                "rewards cannot be replaced by their expectation; add one (see "
-                "RecommendationEnv) or train without expected_rewards."
-            )
-        self._expected = expected
+        self._expected = _reward_method(env, "expected_reward", "expected_rewards")
         self.shaped = bool(shaped)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:

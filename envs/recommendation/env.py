@@ -477,20 +477,8 @@ class RecommendationEnv(gym.Env):
         Returns:
             float32 array of shape ``(1,)``.
         """
-        if state is None:
-            if not self._started:
-                raise ResetNeededError(
-                    "privileged_features() was called before reset(); call env.reset() first"
-                )
-            budget = self.user.budget
-        else:
-            budget = state.budget
-        if budget is None:
-            raise TypeError(
-                "privileged_features() needs a state with its hidden budget; a state from "
-                "hide() has none (draw one with sample_hidden())"
-            )
-        return np.array([max(float(budget), 0.0) / self.user_config.budget], dtype=np.float32)
+        budget = self._hidden_budget(state, "privileged_features")
+        return np.array([budget / self.user_config.budget], dtype=np.float32)
 
     def shaping_potential(self, state: RecState | None = None) -> float:
         """The user's remaining time in minutes, as a potential for reward shaping (hidden).
@@ -508,20 +496,7 @@ class RecommendationEnv(gym.Env):
         Returns:
             ``max(remaining budget, 0)``.
         """
-        if state is None:
-            if not self._started:
-                raise ResetNeededError(
-                    "shaping_potential() was called before reset(); call env.reset() first"
-                )
-            budget = self.user.budget
-        else:
-            budget = state.budget
-        if budget is None:
-            raise TypeError(
-                "shaping_potential() needs a state with its hidden budget; a state from "
-                "hide() has none (draw one with sample_hidden())"
-            )
-        return max(float(budget), 0.0)
+        return self._hidden_budget(state, "shaping_potential")
 
     def expected_reward(
         self, action: Any, state: RecState | None = None, *, shaped: bool = False
@@ -531,8 +506,7 @@ class RecommendationEnv(gym.Env):
         Exact: the user clicks slate item ``i`` with the choice model's probability (from the
         hidden interests) or nothing, and, with boredom, leaves after a no-click. Its
         average over many sampled steps is the reward's; it carries none of the click's noise,
-        for training (:class:`rlagent.wrappers.PotentialShaping` with ``expected=True``) and
-        planning.
+        for training (:class:`rlagent.wrappers.ExpectedReward`) and planning.
 
         Args:
             action: A slate (or position), as for :meth:`step`.
@@ -544,18 +518,10 @@ class RecommendationEnv(gym.Env):
         Returns:
             The expected (shaped) reward in minutes.
         """
+        self._hidden_budget(state, "expected_reward")
         if state is None:
-            if not self._started:
-                raise ResetNeededError(
-                    "expected_reward() was called before reset(); call env.reset() first"
-                )
             user, candidates = self.user, self._candidates
         else:
-            if state.budget is None:
-                raise TypeError(
-                    "expected_reward() needs a state with its hidden fields; a state from "
-                    "hide() has none (draw them with sample_hidden())"
-                )
             user = SessionUser(self.user_config)
             user.interests, user.budget = list(state.interests), state.budget
             user.fatigue = list(state.fatigue)
@@ -576,6 +542,28 @@ class RecommendationEnv(gym.Env):
         return total - phi
 
     # ------------------------------------------------------------------ internals
+    def _hidden_budget(self, state: RecState | None, caller: str) -> float:
+        """``max(budget, 0)`` of ``state`` (the current one for ``None``), for hidden-state methods.
+
+        Raises:
+            ResetNeededError: ``state`` is ``None`` before the first reset.
+            TypeError: ``state`` has no hidden budget (a state from ``hide()``).
+        """
+        if state is None:
+            if not self._started:
+                raise ResetNeededError(
+                    f"{caller}() was called before reset(); call env.reset() first"
+                )
+            budget = self.user.budget
+        else:
+            budget = state.budget
+        if budget is None:
+            raise TypeError(
+                f"{caller}() needs a state with its hidden fields; a state from hide() has "
+                "none (draw them with sample_hidden())"
+            )
+        return max(float(budget), 0.0)
+
     def _parse(self, action: Any) -> list[int]:
         n = self.n_candidates
         if self.slate_size == 1:

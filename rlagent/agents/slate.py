@@ -84,9 +84,8 @@ class SlateProbabilities:
             step = torch.softmax(logits, dim=-1)
             # A running prefix extends with a new candidate, or stops by repeating its first
             # position (whose candidate probability is 0, so the two never collide).
-            ext = step[..., :n].clone()
-            repeat = torch.nn.functional.one_hot(first, n).to(ext.dtype)  # [prefixes, n]
-            ext = ext + step[..., n:] * repeat
+            repeat = torch.nn.functional.one_hot(first, n).to(step.dtype)  # [prefixes, n]
+            ext = step[..., :n] + step[..., n:] * repeat
             ext = torch.where(stopped[None, :, None], repeat.expand_as(ext), ext)
             joint = (joint.unsqueeze(-1) * ext).reshape(batch, -1)
             used = (used.unsqueeze(2) | eye).reshape(batch, -1, n)

@@ -18,6 +18,19 @@ REC = dict(n_candidates=4, slate_size=2)
 SMALL = dict(n_steps=32, batch_size=32, n_epochs=2)
 
 
+def _rec_vec(**rewards):
+    """A one-env tokenized Recommendation VecEnv with the given reward settings."""
+    return make_vec_env(
+        "rlagent/Recommendation-v0",
+        n_envs=1,
+        seed=0,
+        env_kwargs=REC,
+        encoder="tiny-random",
+        max_length=8,
+        **rewards,
+    )
+
+
 def _play(env, seed, steps=None):
     """Random slates until the episode ends; the summed rewards and the last info."""
     rng = np.random.default_rng(seed)
@@ -84,15 +97,7 @@ def test_shaping_needs_a_potential():
 
 
 def test_vec_env_learns_from_shaped_rewards_but_reports_the_envs_own(tmp_path):
-    vec = make_vec_env(
-        "rlagent/Recommendation-v0",
-        n_envs=1,
-        seed=0,
-        env_kwargs=REC,
-        encoder="tiny-random",
-        max_length=8,
-        reward_shaping=True,
-    )
+    vec = _rec_vec(reward_shaping=True)
     vec.reset()
     rng = np.random.default_rng(0)
     learned, returns = 0.0, []
@@ -175,16 +180,7 @@ def test_expected_reward_is_the_mean_of_sampled_rewards(dynamics, shaped):
 
 
 def test_expected_reward_wrapper_learns_the_expectation_and_reports_the_sampled():
-    vec = make_vec_env(
-        "rlagent/Recommendation-v0",
-        n_envs=1,
-        seed=0,
-        env_kwargs=REC,
-        encoder="tiny-random",
-        max_length=8,
-        reward_shaping=True,
-        expected_rewards=True,
-    )
+    vec = _rec_vec(reward_shaping=True, expected_rewards=True)
     env = vec.envs[0]
     assert isinstance(env, ExpectedReward) and env.shaped
     vec.reset()
