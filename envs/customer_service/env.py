@@ -615,6 +615,40 @@ class CustomerServiceEnv(gym.Env[dict, int]):
         out[4] = min(max(patience - turn, 0) / self.max_turns, 1.0)
         return out
 
+    def shaping_potential(self, state: DialogueState | None = None) -> float:
+        """The success bonus the customer's current mood would pay, as a shaping potential.
+
+        ``reward_config.success * reward_config.mood_scale[mood]`` (hidden). With it,
+        :class:`rlagent.wrappers.PotentialShaping` pays a mood change when it happens: an
+        apology that calms an angry customer earns its share of the bonus at once, and a wrong
+        resolution that upsets one costs it at once, instead of both showing only in the final
+        bonus (``reward_shaping: true`` in a training config). The potential is 0 once the
+        episode ends, so the shaped return is the return minus the opening mood's bonus, which
+        no action changes. For training and planning only.
+
+        Args:
+            state: A state from :meth:`get_state` or :meth:`sample_hidden`; ``None`` reads the
+                current one.
+
+        Returns:
+            The bonus a correct resolution would pay now.
+
+        Raises:
+            TypeError: If ``state`` has no hidden mood (a state from ``hide()``, which
+                ``rlagent.planning.belief`` uses for what the agent observes).
+        """
+        if state is None:
+            mood = self._mood
+        elif state.mood is None:
+            raise TypeError(
+                "shaping_potential() needs a state with its hidden mood; a state from hide() "
+                "has none (draw one with sample_hidden())"
+            )
+        else:
+            mood = state.mood
+        rc = self.reward_config
+        return float(rc.success * rc.mood_scale[int(mood)])
+
     # ------------------------------------------------------------------ planning support
     def get_state(self) -> DialogueState:
         """The current :class:`DialogueState` (cheap; immutable)."""

@@ -40,6 +40,8 @@ class TrainConfig:
         encoder_mode: ``"frozen"``, ``"lora"`` or ``"full"``.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         max_length: Tokens per text segment.
+        pooling: How the encoder's token states become one vector per segment: ``"mean"`` or
+            ``"cls"`` (see :class:`rlagent.encoders.TextFeaturesExtractor`).
         env_kwargs: Keyword arguments of the training environment.
         eval_env_kwargs: Keyword arguments of the evaluation environment (defaults to
             ``env_kwargs``; the bundled configs evaluate on the test split).
@@ -69,6 +71,7 @@ class TrainConfig:
     encoder_mode: str = "frozen"
     device: str = "auto"
     max_length: int = 48
+    pooling: str = "mean"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     eval_env_kwargs: dict[str, Any] | None = None
     ppo: dict[str, Any] = field(default_factory=dict)
@@ -101,6 +104,12 @@ class TrainConfig:
         if self.encoder_mode not in ("frozen", "lora", "full"):
             raise ConfigError(
                 f"encoder_mode = {self.encoder_mode!r}; expected 'frozen', 'lora' or 'full'"
+            )
+        from rlagent.encoders.extractor import POOLINGS
+
+        if self.pooling not in POOLINGS:
+            raise ConfigError(
+                f"pooling = {self.pooling!r}; expected one of {', '.join(map(repr, POOLINGS))}"
             )
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device = {self.device!r}; expected 'auto', 'cpu' or 'cuda'")

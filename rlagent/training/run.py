@@ -235,6 +235,7 @@ def train(
             tensorboard_log=str(out_dir / "tensorboard"),
             env_kwargs=config.env_kwargs,
             max_length=config.max_length,
+            pooling=config.pooling,
             policy_kwargs=dict(config.policy_kwargs) or None,
             reward_scale=config.reward_scale,
             privileged_critic=config.privileged_critic,

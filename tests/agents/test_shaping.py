@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from toyenv import KeywordEnv
 
 import rlagent
 from rlagent.agents import make_ppo, make_vec_env
@@ -83,17 +84,67 @@ class PlainEnv(gym.Env):
     action_space = gym.spaces.Discrete(1)
 
 
+class StatefulEnv(PlainEnv):
+    def get_state(self):
+        return 0
+
+    def set_state(self, state):
+        pass
+
+
 def test_shaping_needs_a_potential():
     with pytest.raises(RewardShapingError, match="shaping_potential"):
         PotentialShaping(PlainEnv())
     with pytest.raises(RewardShapingError, match="shaping_potential"):
-        make_ppo("rlagent/CustomerService-v0", encoder="tiny-random", n_envs=1, reward_shaping=True)
+        make_ppo(KeywordEnv, encoder="tiny-random", n_envs=1, reward_shaping=True)
     env = gym.make("rlagent/Recommendation-v0", **REC).unwrapped
     with pytest.raises(Exception, match="reset"):
         env.shaping_potential()
     env.reset(seed=0)
     with pytest.raises(TypeError, match="sample_hidden"):
         env.shaping_potential(hide(env.get_state()))
+
+
+def _random_episode(env, seed):
+    """Random actions from ``seed`` until the episode ends: rewards, mood before each step, end."""
+    base = env.unwrapped
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    rewards, moods, done, terminated = [], [], False, False
+    while not done:
+        moods.append(base.get_state().mood)
+        _, reward, terminated, truncated, _ = env.step(int(rng.integers(0, base.action_space.n)))
+        rewards.append(reward)
+        done = terminated or truncated
+    return rewards, moods + [base.get_state().mood], terminated
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_customer_service_shaping_pays_mood_changes_and_keeps_the_return(seed):
+    rc = gym.make("rlagent/CustomerService-v0").unwrapped.reward_config
+    plain, moods, terminated = _random_episode(gym.make("rlagent/CustomerService-v0"), seed)
+    shaped, _, _ = _random_episode(PotentialShaping(gym.make("rlagent/CustomerService-v0")), seed)
+    bonus = [rc.success * rc.mood_scale[m] for m in moods]
+    for t in range(len(plain) - (1 if terminated else 0)):  # steps that did not end it
+        assert shaped[t] == pytest.approx(plain[t] + bonus[t + 1] - bonus[t])
+    if terminated:
+        assert sum(shaped) == pytest.approx(sum(plain) - bonus[0])
+
+
+def test_customer_service_apology_to_an_angry_customer_pays_at_once():
+    env = PotentialShaping(gym.make("rlagent/CustomerService-v0"))
+    base = env.unwrapped
+    rc = base.reward_config
+    env.reset(seed=0, options={"mood": "angry", "patience": 10})
+    _, reward, *_ = env.step(base.APOLOGISE)
+    assert reward == pytest.approx(rc.turn + rc.success * (rc.mood_scale[1] - rc.mood_scale[2]))
+    _, reward, *_ = env.step(base.APOLOGISE)
+    _, calm_apology, *_ = env.step(base.APOLOGISE)  # calm now: an apology changes nothing
+    assert reward > 0 and calm_apology == pytest.approx(rc.turn)
+    group = base.bank.intent_group[base.bank.intent_index[base.get_state().intent]]
+    _, reward, terminated, *_ = env.step(group)
+    assert terminated and reward == pytest.approx(rc.turn)  # the bonus was paid on the way
+    assert base.shaping_potential(base.get_state()) == pytest.approx(rc.success)
 
 
 def test_vec_env_learns_from_shaped_rewards_but_reports_the_envs_own(tmp_path):
@@ -149,7 +200,27 @@ def test_env_model_shapes_rewards_with_each_states_potential():
         assert (s1, d1) == (s2, d2)
         assert r1 == pytest.approx(r2 + s2.budget - state.budget)
     with pytest.raises(PlanningStateError, match="shaping_potential"):
-        EnvModel(gym.make("rlagent/CustomerService-v0"), reward_shaping=True)
+        EnvModel(StatefulEnv(), reward_shaping=True)
+
+
+def test_customer_service_potential_needs_the_hidden_mood():
+    env = gym.make("rlagent/CustomerService-v0").unwrapped
+    env.reset(seed=0)
+    with pytest.raises(TypeError, match="sample_hidden"):
+        env.shaping_potential(hide(env.get_state()))
+
+
+def test_env_model_shapes_customer_service_rewards_with_the_mood_bonus():
+    env = gym.make("rlagent/CustomerService-v0")
+    env.reset(seed=3, options={"mood": "angry", "patience": 10})
+    base = env.unwrapped
+    rc = base.reward_config
+    shaped, plain = EnvModel(env, reward_shaping=True), EnvModel(env)
+    state = base.get_state()
+    s1, r1, d1 = shaped.step(state, base.APOLOGISE, np.random.default_rng(0))
+    s2, r2, d2 = plain.step(state, base.APOLOGISE, np.random.default_rng(0))
+    assert (s1, d1) == (s2, d2) and s1.mood == 1
+    assert r1 == pytest.approx(r2 + rc.success * (rc.mood_scale[1] - rc.mood_scale[2]))
 
 
 def test_train_config_accepts_reward_shaping():

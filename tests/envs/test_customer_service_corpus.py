@@ -26,6 +26,10 @@ def test_corpus_counts(split):
     assert all(len(ids) >= 2 for ids in bank.intent_bodies)
 
 
+def test_opening_count_is_the_number_of_distinct_strings():
+    assert corpus_statistics("test")["openings"] == len(set(iter_openings(builtin_bank("test"))))
+
+
 def test_train_and_test_templates_are_disjoint():
     train, test = builtin_bank("train"), builtin_bank("test")
     train_templates = {train.bodies[b].text for ids in train.intent_bodies for b in ids}

@@ -49,6 +49,8 @@ def test_out_of_range_values_are_rejected():
         TrainConfig(env_id="x", reward_scale=-0.1)
     with pytest.raises(ConfigError, match="encoder_mode = 'frozn'"):
         TrainConfig(env_id="x", encoder_mode="frozn")
+    with pytest.raises(ConfigError, match="pooling = 'max'; expected one of 'mean', 'cls'"):
+        TrainConfig(env_id="x", pooling="max")
 
 
 def test_parse_kwargs_reads_yaml_scalars():

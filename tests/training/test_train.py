@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rlagent.agents import load, spec_of
 from rlagent.training import (
     CheckpointError,
     RunDirectoryExistsError,
@@ -61,8 +62,10 @@ def test_train_writes_the_run_directory(tmp_path):
 
 
 def test_timesteps_are_rounded_up_to_whole_rollouts(tmp_path):
-    result = train(tiny_config(n_timesteps=ROLLOUT + 1, eval_freq=0), tmp_path / "run")
+    config = tiny_config(n_timesteps=ROLLOUT + 1, eval_freq=0, pooling="cls")
+    result = train(config, tmp_path / "run")
     assert result.timesteps == 2 * ROLLOUT
+    assert spec_of(load(tmp_path / "run" / "model.zip"))["pooling"] == "cls"
 
 
 def test_existing_run_directory_is_never_overwritten_silently(tmp_path):
