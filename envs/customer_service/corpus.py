@@ -283,6 +283,12 @@ def _expand(template: Template, slot_values: Mapping[str, Sequence[str]]) -> Ite
         yield template.text.format_map(dict(zip(names, combo, strict=True)))
 
 
+def _request_body_ids(bank: UtteranceBank) -> list[int]:
+    """Ids of every request body: specific ones, then vague ones, each sorted."""
+    body_ids = sorted({b for ids in bank.intent_bodies for b in ids})
+    return body_ids + sorted({b for ids in bank.topic_bodies.values() for b in ids})
+
+
 def iter_openings(bank: UtteranceBank) -> Iterator[str]:
     """Every opening message the bank can produce (specific and vague, all moods).
 
@@ -290,9 +296,7 @@ def iter_openings(bank: UtteranceBank) -> Iterator[str]:
     """
     opener_texts = bank.openers.texts
     closer_texts = bank.closers.texts
-    body_ids = sorted({b for ids in bank.intent_bodies for b in ids})
-    body_ids += sorted({b for ids in bank.topic_bodies.values() for b in ids})
-    for body in body_ids:
+    for body in _request_body_ids(bank):
         for request in _expand(bank.bodies[body], bank.slot_values):
             for opener in opener_texts:
                 for closer in closer_texts:
@@ -308,9 +312,9 @@ def corpus_statistics(split: str = "train") -> dict[str, int]:
     :func:`iter_openings`), and counting them this way needs no enumeration.
     """
     bank = builtin_bank(split)
-    body_ids = {b for ids in bank.intent_bodies for b in ids}
-    body_ids |= {b for ids in bank.topic_bodies.values() for b in ids}
-    requests = {r for b in body_ids for r in _expand(bank.bodies[b], bank.slot_values)}
+    requests = {
+        r for b in _request_body_ids(bank) for r in _expand(bank.bodies[b], bank.slot_values)
+    }
     return {
         "groups": len(bank.groups),
         "intents": len(bank.intents),

@@ -127,6 +127,15 @@ def _transition(
     return mood, specified, kind, "", wrong
 
 
+def _require_hidden(state: DialogueState, caller: str) -> None:
+    """Raise ``TypeError`` if ``state`` lacks its hidden fields (a state from ``hide()``)."""
+    if any(getattr(state, name) is None for name in DialogueState.HIDDEN):
+        raise TypeError(
+            f"{caller}() needs a state with its hidden fields (mood, patience, vagueness); a "
+            "state from hide() has none (draw one with sample_hidden())"
+        )
+
+
 class CustomerServiceEnv(gym.Env[dict, int]):
     """A banking support chat with a simulated customer whose need, mood and patience are hidden.
 
@@ -600,11 +609,7 @@ class CustomerServiceEnv(gym.Env[dict, int]):
             mood, patience, turn = self._mood, self._patience, self._turn
             specified = self._specified
         else:
-            if state.mood is None or state.patience is None or state.vague is None:
-                raise TypeError(
-                    "privileged_features() needs a state with its hidden mood, patience and "
-                    "vagueness; a state from hide() has none (draw one with sample_hidden())"
-                )
+            _require_hidden(state, "privileged_features")
             mood, patience, turn = state.mood, state.patience, state.turn
             specified = not state.vague or any(
                 k[0] == TurnKind.ANSWER for k in state.customer_turns
@@ -634,17 +639,13 @@ class CustomerServiceEnv(gym.Env[dict, int]):
             The bonus a correct resolution would pay now.
 
         Raises:
-            TypeError: If ``state`` has no hidden mood (a state from ``hide()``, which
+            TypeError: If ``state`` has no hidden fields (a state from ``hide()``, which
                 ``rlagent.planning.belief`` uses for what the agent observes).
         """
         if state is None:
             mood = self._mood
-        elif state.mood is None:
-            raise TypeError(
-                "shaping_potential() needs a state with its hidden mood; a state from hide() "
-                "has none (draw one with sample_hidden())"
-            )
         else:
+            _require_hidden(state, "shaping_potential")
             mood = state.mood
         rc = self.reward_config
         return float(rc.success * rc.mood_scale[int(mood)])
