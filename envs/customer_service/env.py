@@ -586,15 +586,16 @@ class CustomerServiceEnv(gym.Env[dict, int]):
     # ------------------------------------------------------------------ privileged critic
     @property
     def privileged_space(self) -> spaces.Box:
-        """Space of :meth:`privileged_features`: ``Box(0, 1, (5,), float32)``."""
-        return spaces.Box(0.0, 1.0, shape=(5,), dtype=np.float32)
+        """Space of :meth:`privileged_features`: ``Box(0, 1, (5 + n_groups,), float32)``."""
+        return spaces.Box(0.0, 1.0, shape=(5 + self._n_groups,), dtype=np.float32)
 
     def privileged_features(self, state: DialogueState | None = None) -> np.ndarray:
         """Hidden features for a critic that trains beside the policy (never for acting).
 
-        ``[calm, frustrated, angry, request specified, turns of patience left / max_turns]``:
-        the customer's current mood (one-hot), whether the agent has heard a specific request
-        yet, and how long the customer will still wait. See
+        ``[calm, frustrated, angry, request specified, turns of patience left / max_turns,
+        group one-hot...]``: the customer's current mood (one-hot), whether the agent has
+        heard a specific request yet, how long the customer will still wait, and the
+        resolution group of their intent (in ``groups`` order). See
         :class:`rlagent.wrappers.PrivilegedObservation`; a planner passes the ``state`` it
         simulates.
 
@@ -603,21 +604,23 @@ class CustomerServiceEnv(gym.Env[dict, int]):
                 current one.
 
         Returns:
-            float32 array of shape ``(5,)``.
+            float32 array of shape ``(5 + n_groups,)``.
         """
         if state is None:
             mood, patience, turn = self._mood, self._patience, self._turn
-            specified = self._specified
+            specified, group = self._specified, self._group
         else:
             _require_hidden(state, "privileged_features")
             mood, patience, turn = state.mood, state.patience, state.turn
             specified = not state.vague or any(
                 k[0] == TurnKind.ANSWER for k in state.customer_turns
             )
-        out = np.zeros(5, dtype=np.float32)
+            group = self.bank.intent_group[self.bank.intent_index[state.intent]]
+        out = np.zeros(5 + self._n_groups, dtype=np.float32)
         out[int(mood)] = 1.0
         out[3] = float(specified)
         out[4] = min(max(patience - turn, 0) / self.max_turns, 1.0)
+        out[5 + group] = 1.0
         return out
 
     def shaping_potential(self, state: DialogueState | None = None) -> float:

@@ -1,6 +1,7 @@
 """Building, saving and loading PPO agents that read text."""
 
 from rlagent.agents.asymmetric import CriticOnlyError
+from rlagent.agents.auxiliary import AuxiliaryLoss, AuxiliaryTargetsError, auxiliary_loss
 from rlagent.agents.candidates import CandidateLayoutError
 from rlagent.agents.ppo import (
     PPO_DEFAULTS,
@@ -17,6 +18,9 @@ from rlagent.agents.ppo import (
 from rlagent.agents.slate import SlateDistribution
 
 __all__ = [
+    "AuxiliaryLoss",
+    "AuxiliaryTargetsError",
+    "auxiliary_loss",
     "CandidateLayoutError",
     "CriticOnlyError",
     "PPO_DEFAULTS",

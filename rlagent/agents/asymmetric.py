@@ -62,15 +62,23 @@ class ActorInputMask(nn.Module):
 
     The critic's latent is the base critic latent followed by the ``columns`` themselves
     (``latent_dim_vf`` grows by their number), so the value head is linear in them on top of
-    what the MLP makes of the features.
+    what the MLP makes of the features. ``hidden`` columns are zero for both (targets of an
+    auxiliary loss that neither reads, see :mod:`rlagent.agents.auxiliary`).
 
     Args:
         base: The extractor (``forward``, ``forward_actor``, ``forward_critic``, latent sizes).
         features_dim: Width of the features vector.
         columns: Feature columns the actor must not read.
+        hidden: Feature columns neither the actor nor the critic reads.
     """
 
-    def __init__(self, base: nn.Module, features_dim: int, columns: Sequence[int]) -> None:
+    def __init__(
+        self,
+        base: nn.Module,
+        features_dim: int,
+        columns: Sequence[int],
+        hidden: Sequence[int] = (),
+    ) -> None:
         super().__init__()
         self.base = base
         self.latent_dim_pi = base.latent_dim_pi
@@ -78,8 +86,11 @@ class ActorInputMask(nn.Module):
         if hasattr(base, "context_dim"):
             self.context_dim = base.context_dim
         keep = torch.ones(int(features_dim))
-        keep[list(columns)] = 0.0
+        keep[list(columns) + list(hidden)] = 0.0
         self.register_buffer("keep", keep, persistent=False)
+        keep_critic = torch.ones(int(features_dim))
+        keep_critic[list(hidden)] = 0.0
+        self.register_buffer("keep_critic", keep_critic, persistent=False)
         self.register_buffer(
             "columns", torch.as_tensor(list(columns), dtype=torch.long), persistent=False
         )
@@ -93,7 +104,11 @@ class ActorInputMask(nn.Module):
         return self.base.forward_actor(features * self.keep)
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
-        """The critic's latent from all features, followed by the critic-only columns."""
+        """The critic's latent (hidden columns zeroed), followed by the critic-only columns."""
         return torch.cat(
-            [self.base.forward_critic(features), features.index_select(1, self.columns)], dim=1
+            [
+                self.base.forward_critic(features * self.keep_critic),
+                features.index_select(1, self.columns),
+            ],
+            dim=1,
         )

@@ -29,6 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
 from rlagent.agents.asymmetric import ActorInputMask, CriticOnlyError, critic_only_columns
+from rlagent.agents.auxiliary import AuxiliaryTargetsError
 from rlagent.agents.candidates import (
     CandidateLayout,
     CandidateLayoutError,
@@ -110,6 +111,12 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
     (an asymmetric actor-critic, see :mod:`rlagent.agents.asymmetric`): the actor sees them as
     zeros, so actions depend on the rest of the observation alone.
 
+    ``auxiliary_targets="<key>"`` (a numeric entry with values in [0, 1]) adds a linear
+    ``auxiliary_head`` on the actor's latent vector that predicts that entry from the rest of
+    the observation (see :mod:`rlagent.agents.auxiliary`); it trains only through
+    :class:`rlagent.agents.AuxiliaryLoss` and never affects acting. The actor never reads the
+    entry; the critic reads it only if it is also in ``critic_only``.
+
     Args:
         *args: Positional arguments of SB3's ``MultiInputActorCriticPolicy``.
         candidates: Text entry holding one segment per candidate, or ``None`` for the plain
@@ -118,6 +125,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         scorer_arch: Hidden layer sizes of the candidate scorer.
         shorter_slates: Let the candidate head end a slate before its last slot.
         critic_only: Numeric entries for the critic only (e.g. ``["privileged"]``).
+        auxiliary_targets: A numeric entry for the actor's auxiliary head to predict.
         **kwargs: Keyword arguments of SB3's ``MultiInputActorCriticPolicy``.
     """
 
@@ -129,6 +137,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         scorer_arch: Sequence[int] = (128,),
         critic_only: Sequence[str] | None = None,
         shorter_slates: bool = False,
+        auxiliary_targets: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("features_extractor_class", TextFeaturesExtractor)
@@ -139,6 +148,8 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         self.shorter_slates = bool(shorter_slates)
         self.candidate_layout: CandidateLayout | None = None
         self.critic_only = None if critic_only is None else [str(k) for k in critic_only]
+        self.auxiliary_targets = None if auxiliary_targets is None else str(auxiliary_targets)
+        self.auxiliary_head: nn.Linear | None = None
         super().__init__(*args, **kwargs)
 
     def init_weights(self, module: nn.Module, gain: float = 1) -> None:  # type: ignore[override]
@@ -155,22 +166,39 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             scorer_arch=self.scorer_arch,
             critic_only=self.critic_only,
             shorter_slates=self.shorter_slates,
+            auxiliary_targets=self.auxiliary_targets,
         )
         return data
 
     def _build_mlp_extractor(self) -> None:
         super()._build_mlp_extractor()
         self._build_candidate_extractor()
-        if self.critic_only:
+        critic_only = self.critic_only or []
+        key = self.auxiliary_targets
+        hidden = [] if key is None or key in critic_only else [key]
+        if critic_only or hidden:
             extractor = self.features_extractor
             if not isinstance(extractor, TextFeaturesExtractor):
                 raise CriticOnlyError(
-                    "policy_kwargs['critic_only'] needs the text features extractor "
-                    f"(TextFeaturesExtractor), got {type(extractor).__name__}."
+                    "policy_kwargs['critic_only'] and ['auxiliary_targets'] need the text "
+                    f"features extractor (TextFeaturesExtractor), got {type(extractor).__name__}."
                 )
             offset = sum(entry.segments for entry in extractor._text) * extractor.hidden_size
-            columns = critic_only_columns(extractor._numeric, offset, self.critic_only)
-            self.mlp_extractor = ActorInputMask(self.mlp_extractor, extractor.features_dim, columns)
+            columns = critic_only_columns(extractor._numeric, offset, critic_only)
+            try:
+                hidden_columns = critic_only_columns(extractor._numeric, offset, hidden)
+            except CriticOnlyError:
+                raise AuxiliaryTargetsError(
+                    f"policy_kwargs['auxiliary_targets'] = {key!r} is not a numeric "
+                    "observation entry; make_ppo(..., auxiliary_targets=True) adds the env's "
+                    "privileged features as 'privileged'."
+                ) from None
+            self.mlp_extractor = ActorInputMask(
+                self.mlp_extractor, extractor.features_dim, columns, hidden_columns
+            )
+        if key is not None:
+            size = int(np.prod(self.observation_space.spaces[key].shape))
+            self.auxiliary_head = nn.Linear(self.mlp_extractor.latent_dim_pi, size)
 
     def _build_candidate_extractor(self) -> None:
         if self.candidates is None:
@@ -380,6 +408,7 @@ def make_ppo(
     privileged_critic: bool = False,
     reward_shaping: bool = False,
     expected_rewards: bool = False,
+    auxiliary_targets: bool = False,
     **ppo_kwargs: Any,
 ) -> PPO:
     """A Stable-Baselines3 PPO agent that reads text through a pretrained encoder.
@@ -425,6 +454,12 @@ def make_ppo(
             ``expected_reward()`` of the action given the hidden state, instead of the sampled
             one (:class:`rlagent.wrappers.ExpectedReward`): the same expected return for every
             policy, without the noise of the sampled response. Needs an env id, env or factory.
+        auxiliary_targets: Give the actor an auxiliary head that predicts the env's hidden
+            ``privileged_features()`` from the observation (the env built here carries them
+            as the ``"privileged"`` entry, which the actor never reads, and the critic reads
+            only with ``privileged_critic``); train it by passing
+            :class:`rlagent.agents.AuxiliaryLoss` to ``learn(callback=...)``. Needs an env
+            id, env or factory.
         **ppo_kwargs: Any other ``PPO`` argument.
 
     Returns:
@@ -433,10 +468,10 @@ def make_ppo(
     torch_device = resolve_device(device)
     env_id = _env_id(env_or_id)
     if isinstance(env_or_id, VecEnv):
-        if privileged_critic or reward_shaping or expected_rewards:
+        if privileged_critic or reward_shaping or expected_rewards or auxiliary_targets:
             raise ValueError(
-                "privileged_critic, reward_shaping and expected_rewards build their own env; "
-                "pass the env id, env or factory instead of a VecEnv."
+                "privileged_critic, reward_shaping, expected_rewards and auxiliary_targets "
+                "build their own env; pass the env id, env or factory instead of a VecEnv."
             )
         if not _is_tokenized(env_or_id.observation_space):
             raise ValueError(
@@ -455,7 +490,7 @@ def make_ppo(
             encoder=encoder,
             max_length=max_length,
             reward_scale=reward_scale,
-            privileged=privileged_critic,
+            privileged=privileged_critic or auxiliary_targets,
             reward_shaping=reward_shaping,
             expected_rewards=expected_rewards,
         )
@@ -463,6 +498,8 @@ def make_ppo(
     pk = dict(policy_kwargs or {})
     if privileged_critic:
         pk["critic_only"] = list(dict.fromkeys([*pk.get("critic_only", ()), PRIVILEGED_KEY]))
+    if auxiliary_targets:
+        pk["auxiliary_targets"] = PRIVILEGED_KEY
     fe_kwargs = {
         "encoder": os.fspath(encoder),
         "mode": encoder_mode,
@@ -510,6 +547,7 @@ def make_ppo(
         "privileged_critic": bool(privileged_critic),
         "reward_shaping": bool(reward_shaping),
         "expected_rewards": bool(expected_rewards),
+        "auxiliary_targets": bool(auxiliary_targets),
     }
     return model
 
@@ -569,6 +607,11 @@ def spec_of(model: PPO) -> dict[str, Any]:
     }
 
 
+def _carries_privileged(spec: Mapping[str, Any]) -> bool:
+    """Whether the model's observations hold the ``"privileged"`` entry."""
+    return bool(spec.get("privileged_critic") or spec.get("auxiliary_targets"))
+
+
 def wrap_for_model(env: gym.Env, model: PPO) -> gym.Env:
     """Wrap a raw text env the way ``model`` expects its observations.
 
@@ -583,7 +626,7 @@ def wrap_for_model(env: gym.Env, model: PPO) -> gym.Env:
     if _is_tokenized(env.observation_space):
         return env
     spec = spec_of(model)
-    if spec.get("privileged_critic"):
+    if _carries_privileged(spec):
         env = PrivilegedObservation(env)
     return TokenizeText(env, spec["encoder"], max_length=int(spec["max_length"]))
 
@@ -605,7 +648,7 @@ def observation_function(env: gym.Env, model: PPO) -> Callable[[Any], Any]:
     wrapper = wrap_for_model(env, model)
     if wrapper is env:
         return lambda observation: observation
-    if not spec_of(model).get("privileged_critic"):
+    if not _carries_privileged(spec_of(model)):
         return wrapper.observation
     zeros = np.zeros(wrapper.observation_space[PRIVILEGED_KEY].shape, dtype=np.float32)
 
@@ -650,7 +693,7 @@ def load(
             env_kwargs=spec.get("env_kwargs") if env == spec.get("env_id") else None,
             encoder=spec["encoder"],
             max_length=int(spec["max_length"]),
-            privileged=bool(spec.get("privileged_critic")),
+            privileged=_carries_privileged(spec),
         )
     else:
         vec = DummyVecEnv([lambda: Monitor(wrap_for_model(env, model))])

@@ -55,6 +55,9 @@ class TrainConfig:
             (see :func:`rlagent.make_ppo`); evaluation and reports use the env's own rewards.
         expected_rewards: Learn from each step's expected reward given the hidden state (the
             env's ``expected_reward()``) instead of the sampled one.
+        auxiliary_coef: When positive, the actor also learns to predict the env's hidden
+            ``privileged_features()`` from the observation, with this weight (an auxiliary
+            head trained by :class:`rlagent.agents.AuxiliaryLoss` after each rollout).
         eval_freq: Evaluate every this many environment steps (0 disables).
         eval_episodes: Episodes per evaluation.
         checkpoint_freq: Checkpoint every this many environment steps (0: only at the end
@@ -80,6 +83,7 @@ class TrainConfig:
     privileged_critic: bool = False
     reward_shaping: bool = False
     expected_rewards: bool = False
+    auxiliary_coef: float = 0.0
     eval_freq: int = 10_000
     eval_episodes: int = 50
     checkpoint_freq: int = 10_000
@@ -97,6 +101,7 @@ class TrainConfig:
             "keep_checkpoints": self.keep_checkpoints >= 1,
             "baseline_episodes": self.baseline_episodes >= 0,
             "reward_scale": self.reward_scale > 0,
+            "auxiliary_coef": self.auxiliary_coef >= 0,
         }
         for name, ok in checks.items():
             if not ok:

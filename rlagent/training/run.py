@@ -194,7 +194,7 @@ def train(
         ConfigError: ``resume`` on a directory that is not a run directory.
         CheckpointError: ``resume`` but no intact checkpoint exists.
     """
-    from rlagent.agents import load, make_ppo, make_vec_env
+    from rlagent.agents import AuxiliaryLoss, load, make_ppo, make_vec_env
 
     out_dir = Path(out_dir)
     _prepare_dir(out_dir, resume=resume, overwrite=overwrite)
@@ -215,7 +215,7 @@ def train(
             encoder=config.encoder,
             max_length=config.max_length,
             reward_scale=config.reward_scale,
-            privileged=config.privileged_critic,
+            privileged=config.privileged_critic or config.auxiliary_coef > 0,
             reward_shaping=config.reward_shaping,
             expected_rewards=config.expected_rewards,
         )
@@ -241,6 +241,7 @@ def train(
             privileged_critic=config.privileged_critic,
             reward_shaping=config.reward_shaping,
             expected_rewards=config.expected_rewards,
+            auxiliary_targets=config.auxiliary_coef > 0,
             verbose=verbose,
             **config.ppo,
         )
@@ -257,12 +258,15 @@ def train(
         stop_flag=stop,
         on_eval=on_eval,
     )
+    callbacks = [EnvMetricsCallback(), run_cb]
+    if config.auxiliary_coef > 0:
+        callbacks.insert(0, AuxiliaryLoss(config.auxiliary_coef))
     start_steps = int(model.num_timesteps)
     with _catch_signals(stop):
         if target > start_steps:
             model.learn(
                 total_timesteps=target - start_steps,
-                callback=[EnvMetricsCallback(), run_cb],
+                callback=callbacks,
                 reset_num_timesteps=not resume,
                 tb_log_name=_TB_NAME,
                 progress_bar=progress_bar,

@@ -160,11 +160,14 @@ def test_recommendation_privileged_features():
 
 def test_customer_service_privileged_features():
     env = gym.make("rlagent/CustomerService-v0").unwrapped
-    env.reset(seed=0, options={"mood": "angry", "vague": True, "patience": 5})
-    np.testing.assert_allclose(env.privileged_features(), [0, 0, 1, 0, 5 / env.max_turns])
+    _, info = env.reset(seed=0, options={"mood": "angry", "vague": True, "patience": 5})
+    group = np.zeros(len(env.groups))
+    group[env.groups.index(info["group"])] = 1
+    np.testing.assert_allclose(env.privileged_features(), [0, 0, 1, 0, 5 / env.max_turns, *group])
     env.step(env.ASK_CLARIFY)  # the answer is a specific request; one turn of patience spent
     features = env.privileged_features()
-    np.testing.assert_allclose(features[3:], [1, 4 / env.max_turns])
+    np.testing.assert_allclose(features[3:5], [1, 4 / env.max_turns])
+    np.testing.assert_allclose(features[5:], group)
     np.testing.assert_array_equal(env.privileged_features(env.get_state()), features)
     assert env.privileged_space.contains(features)
     with pytest.raises(TypeError, match="sample_hidden"):
