@@ -1,14 +1,15 @@
 """Auxiliary targets: the actor learns to predict hidden state it never reads.
 
-With a privileged critic (see :mod:`rlagent.agents.asymmetric`) the env's hidden
-``privileged_features()`` travel in the rollout buffer beside every observation. PPO teaches
-the actor's layers only through the advantage of the action taken, a weak signal for *what*
-a piece of text says (which of eleven groups a paraphrase belongs to, how upset its wording
-is). An auxiliary head on the actor's latent vector predicts those hidden features from the
-observation alone, and :class:`AuxiliaryLoss` trains it (and through it the actor's layers)
-by supervised steps on each rollout, so the actor's features come to encode the hidden state
-as well as the text allows. The actor still never reads the features: the prediction is
-made from the observation, with the privileged columns zeroed.
+The env's hidden ``privileged_features()`` can travel in the rollout buffer beside every
+observation, as the ``"privileged"`` entry a privileged critic reads (see
+:mod:`rlagent.agents.asymmetric`). PPO teaches the actor's layers only through the advantage
+of the action taken, a weak signal for *what* a piece of text says (which of eleven groups a
+paraphrase belongs to, how upset its wording is). An auxiliary head on the actor's latent
+vector predicts those hidden features from the observation alone, and :class:`AuxiliaryLoss`
+trains it (and through it the actor's layers) by supervised steps on each rollout, so the
+actor's features come to encode the hidden state as well as the text allows. The actor still
+never reads the features: the prediction is made from the observation, with the privileged
+columns zeroed (and the critic reads them only with ``privileged_critic``).
 """
 
 from __future__ import annotations
