@@ -190,7 +190,7 @@ def test_config_rejects_a_negative_auxiliary_coef():
         TrainConfig(env_id="rlagent/CustomerService-v0", auxiliary_coef=-1.0)
 
 
-def test_train_with_auxiliary_coef_records_it_and_logs_the_loss(tmp_path):
+def test_train_with_auxiliary_coef_records_it_logs_the_loss_and_resumes(tmp_path):
     config = load_config(
         "rlagent/CustomerService-v0",
         encoder="tiny-random",
@@ -198,17 +198,24 @@ def test_train_with_auxiliary_coef_records_it_and_logs_the_loss(tmp_path):
         n_envs=2,
         eval_freq=0,
         eval_episodes=2,
+        checkpoint_freq=32,
         baseline_episodes=0,
         auxiliary_coef=0.5,
         ppo=dict(n_steps=16, batch_size=16, n_epochs=1),
     )
-    result = rlagent.training.train(config, tmp_path / "run")
+    out = tmp_path / "run"
+    result = rlagent.training.train(config, out)
     model = rlagent.agents.load(result.model_path)
     assert model.rlagent_spec["auxiliary_targets"] is True
     assert model.rlagent_spec["privileged_critic"] is False
     assert model.policy.auxiliary_targets == PRIVILEGED_KEY
     assert result.metrics["config"]["auxiliary_coef"] == 0.5
-    (events,) = (tmp_path / "run" / "tensorboard").rglob("events.*")
-    accumulator = EventAccumulator(str(events))
-    accumulator.Reload()
-    assert "train/auxiliary_loss" in accumulator.Tags()["scalars"]
+    resumed = rlagent.training.train(config.replace(n_timesteps=128), out, resume=True)
+    assert resumed.timesteps == 128
+    steps = []
+    for events in (out / "tensorboard").rglob("events.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        if "train/auxiliary_loss" in accumulator.Tags()["scalars"]:
+            steps += [event.step for event in accumulator.Scalars("train/auxiliary_loss")]
+    assert max(steps) == 128 and min(steps) <= 64, steps
