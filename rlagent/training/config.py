@@ -120,6 +120,11 @@ class TrainConfig:
             raise ConfigError(f"device = {self.device!r}; expected 'auto', 'cpu' or 'cuda'")
 
     @property
+    def auxiliary_targets(self) -> bool:
+        """Whether the actor learns to predict the privileged features (``auxiliary_coef > 0``)."""
+        return self.auxiliary_coef > 0
+
+    @property
     def resolved_eval_env_kwargs(self) -> dict[str, Any]:
         """The evaluation env's kwargs: ``eval_env_kwargs`` merged over ``env_kwargs``."""
         return {**self.env_kwargs, **(self.eval_env_kwargs or {})}

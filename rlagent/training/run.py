@@ -215,7 +215,7 @@ def train(
             encoder=config.encoder,
             max_length=config.max_length,
             reward_scale=config.reward_scale,
-            privileged=config.privileged_critic or config.auxiliary_coef > 0,
+            privileged=config.privileged_critic or config.auxiliary_targets,
             reward_shaping=config.reward_shaping,
             expected_rewards=config.expected_rewards,
         )
@@ -241,7 +241,7 @@ def train(
             privileged_critic=config.privileged_critic,
             reward_shaping=config.reward_shaping,
             expected_rewards=config.expected_rewards,
-            auxiliary_targets=config.auxiliary_coef > 0,
+            auxiliary_targets=config.auxiliary_targets,
             verbose=verbose,
             **config.ppo,
         )
@@ -259,7 +259,7 @@ def train(
         on_eval=on_eval,
     )
     callbacks = [EnvMetricsCallback(), run_cb]
-    if config.auxiliary_coef > 0:
+    if config.auxiliary_targets:
         callbacks.insert(0, AuxiliaryLoss(config.auxiliary_coef))
     start_steps = int(model.num_timesteps)
     with _catch_signals(stop):
