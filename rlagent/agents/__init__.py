@@ -1,7 +1,12 @@
 """Building, saving and loading PPO agents that read text."""
 
 from rlagent.agents.asymmetric import CriticOnlyError
-from rlagent.agents.auxiliary import AuxiliaryLoss, AuxiliaryTargetsError, auxiliary_loss
+from rlagent.agents.auxiliary import (
+    AuxiliaryBottleneck,
+    AuxiliaryLoss,
+    AuxiliaryTargetsError,
+    auxiliary_loss,
+)
 from rlagent.agents.candidates import CandidateLayoutError
 from rlagent.agents.ppo import (
     PPO_DEFAULTS,
@@ -18,6 +23,7 @@ from rlagent.agents.ppo import (
 from rlagent.agents.slate import SlateDistribution
 
 __all__ = [
+    "AuxiliaryBottleneck",
     "AuxiliaryLoss",
     "AuxiliaryTargetsError",
     "auxiliary_loss",

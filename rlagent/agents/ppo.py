@@ -29,7 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
 from rlagent.agents.asymmetric import ActorInputMask, CriticOnlyError, critic_only_columns
-from rlagent.agents.auxiliary import AuxiliaryTargetsError
+from rlagent.agents.auxiliary import AuxiliaryBottleneck, AuxiliaryTargetsError
 from rlagent.agents.candidates import (
     CandidateLayout,
     CandidateLayoutError,
@@ -115,7 +115,10 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
     ``auxiliary_head`` on the actor's latent vector that predicts that entry from the rest of
     the observation (see :mod:`rlagent.agents.auxiliary`); it trains only through
     :class:`rlagent.agents.AuxiliaryLoss` and never affects acting. The actor never reads the
-    entry; the critic reads it only if it is also in ``critic_only``.
+    entry; the critic reads it only if it is also in ``critic_only``. With
+    ``auxiliary_bottleneck=True`` the head sits on the features instead, and the actor reads
+    only its predicted probabilities and the numeric entries
+    (:class:`rlagent.agents.AuxiliaryBottleneck`).
 
     Args:
         *args: Positional arguments of SB3's ``MultiInputActorCriticPolicy``.
@@ -126,6 +129,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         shorter_slates: Let the candidate head end a slate before its last slot.
         critic_only: Numeric entries for the critic only (e.g. ``["privileged"]``).
         auxiliary_targets: A numeric entry for the actor's auxiliary head to predict.
+        auxiliary_bottleneck: Let the actor read the auxiliary predictions instead of the text.
         **kwargs: Keyword arguments of SB3's ``MultiInputActorCriticPolicy``.
     """
 
@@ -138,6 +142,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         critic_only: Sequence[str] | None = None,
         shorter_slates: bool = False,
         auxiliary_targets: str | None = None,
+        auxiliary_bottleneck: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("features_extractor_class", TextFeaturesExtractor)
@@ -150,6 +155,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         self.critic_only = None if critic_only is None else [str(k) for k in critic_only]
         self.auxiliary_targets = None if auxiliary_targets is None else str(auxiliary_targets)
         self.auxiliary_head: nn.Linear | None = None
+        self.auxiliary_bottleneck = bool(auxiliary_bottleneck)
         super().__init__(*args, **kwargs)
 
     def init_weights(self, module: nn.Module, gain: float = 1) -> None:  # type: ignore[override]
@@ -167,6 +173,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             critic_only=self.critic_only,
             shorter_slates=self.shorter_slates,
             auxiliary_targets=self.auxiliary_targets,
+            auxiliary_bottleneck=self.auxiliary_bottleneck,
         )
         return data
 
@@ -196,9 +203,38 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             self.mlp_extractor = ActorInputMask(
                 self.mlp_extractor, extractor.features_dim, columns, hidden_columns
             )
-        if key is not None:
-            size = int(np.prod(self.observation_space.spaces[key].shape))
+        if key is None:
+            if self.auxiliary_bottleneck:
+                raise AuxiliaryTargetsError(
+                    "policy_kwargs['auxiliary_bottleneck'] needs auxiliary targets for the actor "
+                    "to read; build with make_ppo(..., auxiliary_targets=True) (or "
+                    "auxiliary_coef > 0 in a training config)."
+                )
+            return
+        size = int(np.prod(self.observation_space.spaces[key].shape))
+        if not self.auxiliary_bottleneck:
             self.auxiliary_head = nn.Linear(self.mlp_extractor.latent_dim_pi, size)
+            return
+        if self.candidates is not None:
+            raise AuxiliaryTargetsError(
+                "policy_kwargs['auxiliary_bottleneck'] cannot be combined with the "
+                "candidate-scoring head (which reads each candidate's text)."
+            )
+        masked = self.mlp_extractor
+        extractor = self.features_extractor
+        offset = sum(entry.segments for entry in extractor._text) * extractor.hidden_size
+        numeric = [c for c in range(offset, extractor.features_dim) if masked.keep[c] > 0]
+        pi_arch = self.net_arch.get("pi", []) if isinstance(self.net_arch, dict) else self.net_arch
+        masked.base.policy_net = nn.Identity()  # the bottleneck's own MLP acts instead
+        self.mlp_extractor = AuxiliaryBottleneck(
+            masked,
+            extractor.features_dim,
+            masked.keep,
+            numeric,
+            size,
+            list(pi_arch),
+            self.activation_fn,
+        )
 
     def _build_candidate_extractor(self) -> None:
         if self.candidates is None:

@@ -58,6 +58,11 @@ class TrainConfig:
         auxiliary_coef: When positive, the actor also learns to predict the env's hidden
             ``privileged_features()`` from the observation, with this weight (an auxiliary
             head trained by :class:`rlagent.agents.AuxiliaryLoss` after each rollout).
+        auxiliary_epochs: Passes of those supervised steps over each rollout.
+        auxiliary_warmup_epochs: Passes over the first rollout of a new run (when more than
+            ``auxiliary_epochs``), before PPO's first update.
+        auxiliary_learning_rate: Learning rate of a separate Adam optimizer for the auxiliary
+            steps (``None``: the policy's optimizer, at PPO's learning rate).
         eval_freq: Evaluate every this many environment steps (0 disables).
         eval_episodes: Episodes per evaluation.
         checkpoint_freq: Checkpoint every this many environment steps (0: only at the end
@@ -84,6 +89,9 @@ class TrainConfig:
     reward_shaping: bool = False
     expected_rewards: bool = False
     auxiliary_coef: float = 0.0
+    auxiliary_epochs: int = 1
+    auxiliary_warmup_epochs: int = 0
+    auxiliary_learning_rate: float | None = None
     eval_freq: int = 10_000
     eval_episodes: int = 50
     checkpoint_freq: int = 10_000
@@ -102,6 +110,10 @@ class TrainConfig:
             "baseline_episodes": self.baseline_episodes >= 0,
             "reward_scale": self.reward_scale > 0,
             "auxiliary_coef": self.auxiliary_coef >= 0,
+            "auxiliary_epochs": self.auxiliary_epochs >= 1,
+            "auxiliary_warmup_epochs": self.auxiliary_warmup_epochs >= 0,
+            "auxiliary_learning_rate": self.auxiliary_learning_rate is None
+            or self.auxiliary_learning_rate > 0,
         }
         for name, ok in checks.items():
             if not ok:

@@ -260,7 +260,13 @@ def train(
     )
     callbacks = [EnvMetricsCallback(), run_cb]
     if config.auxiliary_targets:
-        callbacks.insert(0, AuxiliaryLoss(config.auxiliary_coef))
+        auxiliary = AuxiliaryLoss(
+            config.auxiliary_coef,
+            epochs=config.auxiliary_epochs,
+            warmup_epochs=config.auxiliary_warmup_epochs,
+            learning_rate=config.auxiliary_learning_rate,
+        )
+        callbacks.insert(0, auxiliary)
     start_steps = int(model.num_timesteps)
     with _catch_signals(stop):
         if target > start_steps:

@@ -11,7 +11,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import rlagent
-from rlagent.agents import AuxiliaryLoss, AuxiliaryTargetsError, auxiliary_loss, make_ppo
+from rlagent.agents import (
+    AuxiliaryBottleneck,
+    AuxiliaryLoss,
+    AuxiliaryTargetsError,
+    auxiliary_loss,
+    make_ppo,
+)
 from rlagent.training import ConfigError, TrainConfig, load_config
 from rlagent.wrappers import PRIVILEGED_KEY
 
@@ -219,3 +225,133 @@ def test_train_with_auxiliary_coef_records_it_logs_the_loss_and_resumes(tmp_path
         if "train/auxiliary_loss" in accumulator.Tags()["scalars"]:
             steps += [event.step for event in accumulator.Scalars("train/auxiliary_loss")]
     assert max(steps) == 128 and min(steps) <= 64, steps
+
+
+class PickColourEnv(ColourEnv):
+    """The reward is 1 for naming the colour the text names, 0 otherwise."""
+
+    def step(self, action):
+        return self._obs(), float(action == self.colour), True, False, {}
+
+
+def _bottleneck_model(env=ColourEnv, **kwargs):
+    return make_ppo(
+        env,
+        encoder="tiny-random",
+        n_envs=2,
+        seed=0,
+        max_length=8,
+        auxiliary_targets=True,
+        policy_kwargs={"auxiliary_bottleneck": True, "net_arch": [16]},
+        learning_rate=3e-3,
+        **SMALL,
+        **kwargs,
+    )
+
+
+def test_a_bottleneck_actor_reads_text_only_through_the_detached_prediction():
+    model = _bottleneck_model()
+    extractor = model.policy.mlp_extractor
+    assert isinstance(extractor, AuxiliaryBottleneck)
+    features_dim = model.policy.features_extractor.features_dim
+    features = torch.rand(3, features_dim, requires_grad=True)
+    extractor.forward_actor(features).sum().backward()
+    grad = features.grad.abs().sum(dim=0)
+    numeric = model.policy.features_extractor._numeric
+    assert [name for name, _ in numeric] == ["features", PRIVILEGED_KEY]
+    text_columns = features_dim - sum(size for _, size in numeric)
+    assert torch.all(grad[:text_columns] == 0)  # embeddings: only via the detached head
+    assert grad[text_columns] > 0  # the "features" entry is read directly
+    assert torch.all(grad[text_columns + 1 :] == 0)  # the privileged entry is never read
+    # The prediction itself does read the text (and not the privileged entry).
+    features.grad = None
+    extractor.predict(features).sum().backward()
+    grad = features.grad.abs().sum(dim=0)
+    assert grad[:text_columns].sum() > 0 and torch.all(grad[text_columns + 1 :] == 0)
+
+
+def test_ppo_alone_leaves_the_bottleneck_prediction_untouched():
+    model = _bottleneck_model(PickColourEnv)
+    head = model.policy.mlp_extractor.head.weight.detach().clone()
+    actor = model.policy.mlp_extractor.actor[0].weight.detach().clone()
+    model.learn(128)
+    assert torch.equal(model.policy.mlp_extractor.head.weight, head)
+    assert not torch.equal(model.policy.mlp_extractor.actor[0].weight, actor)
+
+
+def test_a_bottleneck_actor_learns_to_act_on_its_predictions(tmp_path):
+    model = _bottleneck_model(PickColourEnv)
+    model.learn(2048, callback=AuxiliaryLoss(1.0, epochs=4))
+    env = PickColourEnv()
+    convert = rlagent.agents.observation_function(env, model)
+    chosen = []
+    for colour in range(2):
+        env.colour = colour
+        action, _ = model.predict(convert(env._obs()), deterministic=True)
+        chosen.append(int(action))
+    assert chosen == [0, 1]
+    model.save(tmp_path / "model.zip")
+    loaded = rlagent.agents.load(tmp_path / "model.zip")
+    assert isinstance(loaded.policy.mlp_extractor, AuxiliaryBottleneck)
+    obs = convert(env._obs())
+    tensor, _ = model.policy.obs_to_tensor(obs)
+    with torch.no_grad():
+        want = model.policy.get_distribution(tensor).distribution.probs
+        got = loaded.policy.get_distribution(loaded.policy.obs_to_tensor(obs)[0])
+    torch.testing.assert_close(got.distribution.probs, want)
+
+
+def test_a_bottleneck_needs_auxiliary_targets():
+    with pytest.raises(AuxiliaryTargetsError, match="needs auxiliary targets"):
+        make_ppo(
+            ColourEnv,
+            encoder="tiny-random",
+            n_envs=1,
+            policy_kwargs={"auxiliary_bottleneck": True},
+            **SMALL,
+        )
+
+
+def test_config_rejects_zero_auxiliary_epochs():
+    with pytest.raises(ConfigError, match="auxiliary_epochs"):
+        TrainConfig(env_id="rlagent/CustomerService-v0", auxiliary_epochs=0)
+
+
+def test_warmup_epochs_add_passes_over_the_first_rollout_only(monkeypatch):
+    import rlagent.agents.auxiliary as auxiliary
+
+    calls = []
+    real = auxiliary.auxiliary_loss
+    monkeypatch.setattr(auxiliary, "auxiliary_loss", lambda *a: calls.append(1) or real(*a))
+    model = _model()
+    model.learn(3 * 64, callback=AuxiliaryLoss(1.0, epochs=1, warmup_epochs=3))
+    # 3 rollouts of 2 envs x 32 steps = 2 minibatches of 32 each: 3 + 1 + 1 passes.
+    assert len(calls) == (3 + 1 + 1) * 2
+    calls.clear()
+    model.learn(64, callback=AuxiliaryLoss(1.0, warmup_epochs=3), reset_num_timesteps=False)
+    assert len(calls) == 2  # a model that has trained gets no warm-up
+
+
+def test_a_separate_auxiliary_learning_rate_leaves_the_policy_optimizer_alone():
+    model = _bottleneck_model()
+    head = model.policy.mlp_extractor.head.weight.detach().clone()
+    model.learn(64, callback=AuxiliaryLoss(1.0, learning_rate=1e-2))
+    assert not torch.equal(model.policy.mlp_extractor.head.weight, head)
+    # PPO's Adam never stepped the detached head: it holds no state for it.
+    assert model.policy.mlp_extractor.head.weight not in model.policy.optimizer.state
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"warmup_epochs": -1}, {"learning_rate": 0.0}, {"learning_rate": -1e-3}]
+)
+def test_auxiliary_loss_rejects_bad_warmup_and_learning_rate(kwargs):
+    with pytest.raises(AuxiliaryTargetsError, match="warmup_epochs >= 0 and learning_rate > 0"):
+        AuxiliaryLoss(1.0, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("auxiliary_warmup_epochs", -1), ("auxiliary_learning_rate", 0.0)]
+)
+def test_config_rejects_bad_auxiliary_settings(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(env_id="rlagent/CustomerService-v0", **{field: value})
