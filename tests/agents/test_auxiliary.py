@@ -355,3 +355,17 @@ def test_auxiliary_loss_rejects_bad_warmup_and_learning_rate(kwargs):
 def test_config_rejects_bad_auxiliary_settings(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(env_id="rlagent/CustomerService-v0", **{field: value})
+
+
+def test_a_bottleneck_cannot_replace_the_candidate_scoring_head():
+    with pytest.raises(AuxiliaryTargetsError, match="candidate-scoring head"):
+        make_ppo(
+            "rlagent/Recommendation-v0",
+            encoder="tiny-random",
+            n_envs=1,
+            max_length=12,
+            env_kwargs=dict(n_candidates=4, slate_size=2),
+            auxiliary_targets=True,
+            policy_kwargs={"candidates": "candidates", "auxiliary_bottleneck": True},
+            **SMALL,
+        )
