@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.torch_layers import create_mlp
 from torch import nn
 from torch.nn import functional as F
 
@@ -35,26 +36,17 @@ def auxiliary_loss(policy: Any, observations: dict[str, torch.Tensor]) -> torch.
 
     Args:
         policy: A :class:`rlagent.agents.TextActorCriticPolicy` built with
-            ``auxiliary_targets`` (its ``auxiliary_head`` is not ``None``).
+            ``auxiliary_targets`` (otherwise its ``auxiliary_logits`` raises
+            :class:`AuxiliaryTargetsError`).
         observations: A batch of (tokenized) observations holding the target entry.
 
     Returns:
         The mean loss over the batch and the target columns (targets lie in [0, 1]).
     """
-    head: nn.Module | None = getattr(policy, "auxiliary_head", None)
-    if head is None and not isinstance(getattr(policy, "mlp_extractor", None), AuxiliaryBottleneck):
-        raise AuxiliaryTargetsError(
-            "The policy has no auxiliary head; build it with make_ppo(..., "
-            "auxiliary_targets=True) (or auxiliary_coef > 0 in a training config)."
-        )
     features = policy.extract_features(observations, policy.pi_features_extractor)
     if isinstance(features, tuple):  # separate actor and critic extractors
         features = features[0]
-    extractor = policy.mlp_extractor
-    if isinstance(extractor, AuxiliaryBottleneck):
-        logits = extractor.predict(features)
-    else:
-        logits = head(extractor.forward_actor(features))
+    logits = policy.auxiliary_logits(features)
     target = observations[policy.auxiliary_targets].reshape(logits.shape).float()
     return F.binary_cross_entropy_with_logits(logits, target.clamp(0.0, 1.0))
 
@@ -108,7 +100,7 @@ class AuxiliaryLoss(BaseCallback):
         self.warmup_epochs = int(warmup_epochs)
         self.learning_rate = None if learning_rate is None else float(learning_rate)
         self._fresh = False
-        self._optimizer: torch.optim.Optimizer | None = None
+        self._optimizer: torch.optim.Optimizer  # set when training starts
 
     def _on_training_start(self) -> None:
         self._fresh = self.model.num_timesteps == 0
@@ -129,13 +121,12 @@ class AuxiliaryLoss(BaseCallback):
         policy.set_training_mode(True)
         losses = []
         epochs = max(self.epochs, self.warmup_epochs) if self._fresh else self.epochs
-        optimizer = self._optimizer if self._optimizer is not None else policy.optimizer
+        optimizer = self._optimizer
         self._fresh = False
         for _ in range(epochs):
             for batch in buffer.get(model.batch_size):
                 loss = self.coef * auxiliary_loss(policy, batch.observations)
-                policy.optimizer.zero_grad()
-                optimizer.zero_grad()
+                policy.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(policy.parameters(), model.max_grad_norm)
                 optimizer.step()
@@ -196,13 +187,10 @@ class AuxiliaryBottleneck(nn.Module):
         super().__init__()
         self.base = base
         self.head = nn.Linear(int(features_dim), int(n_targets))
-        layers: list[nn.Module] = []
+        sizes = [int(n) for n in net_arch]
         width = int(n_targets) + len(numeric_columns)
-        for size in net_arch:
-            layers += [nn.Linear(width, int(size)), activation_fn()]
-            width = int(size)
-        self.actor = nn.Sequential(*layers)
-        self.latent_dim_pi = width
+        self.actor = nn.Sequential(*create_mlp(width, -1, sizes, activation_fn))
+        self.latent_dim_pi = sizes[-1] if sizes else width
         self.latent_dim_vf = base.latent_dim_vf
         self.register_buffer("keep", keep.detach().clone().float(), persistent=False)
         self.register_buffer(

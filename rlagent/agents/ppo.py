@@ -220,9 +220,9 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
                 "policy_kwargs['auxiliary_bottleneck'] cannot be combined with the "
                 "candidate-scoring head (which reads each candidate's text)."
             )
+        # The targets are hidden from the actor, so the ActorInputMask above was built (and
+        # ``extractor`` and ``offset`` are set).
         masked = self.mlp_extractor
-        extractor = self.features_extractor
-        offset = sum(entry.segments for entry in extractor._text) * extractor.hidden_size
         numeric = [c for c in range(offset, extractor.features_dim) if masked.keep[c] > 0]
         pi_arch = self.net_arch.get("pi", []) if isinstance(self.net_arch, dict) else self.net_arch
         masked.base.policy_net = nn.Identity()  # the bottleneck's own MLP acts instead
@@ -235,6 +235,21 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             list(pi_arch),
             self.activation_fn,
         )
+
+    def auxiliary_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The auxiliary predictions' logits from a batch of features.
+
+        Raises:
+            AuxiliaryTargetsError: When the policy was built without auxiliary targets.
+        """
+        if self.auxiliary_targets is None:
+            raise AuxiliaryTargetsError(
+                "The policy has no auxiliary head; build it with make_ppo(..., "
+                "auxiliary_targets=True) (or auxiliary_coef > 0 in a training config)."
+            )
+        if isinstance(self.mlp_extractor, AuxiliaryBottleneck):
+            return self.mlp_extractor.predict(features)
+        return self.auxiliary_head(self.mlp_extractor.forward_actor(features))
 
     def _build_candidate_extractor(self) -> None:
         if self.candidates is None:
