@@ -190,7 +190,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
                     "policy_kwargs['critic_only'] and ['auxiliary_targets'] need the text "
                     f"features extractor (TextFeaturesExtractor), got {type(extractor).__name__}."
                 )
-            offset = sum(entry.segments for entry in extractor._text) * extractor.hidden_size
+            offset = sum(entry.segments for entry in extractor._text) * extractor.embedding_dim
             columns = critic_only_columns(extractor._numeric, offset, critic_only)
             try:
                 hidden_columns = critic_only_columns(extractor._numeric, offset, hidden)
@@ -270,7 +270,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             self.action_space,
             [(entry.name, entry.segments) for entry in extractor._text],
             extractor._numeric,
-            extractor.hidden_size,
+            extractor.embedding_dim,
             self.candidates,
             self.candidate_features,
         )
@@ -453,6 +453,7 @@ def make_ppo(
     env_kwargs: Mapping[str, Any] | None = None,
     max_length: int = 64,
     pooling: str = "mean",
+    encoder_layers: Sequence[int] | None = None,
     dtype: str = "auto",
     policy_kwargs: Mapping[str, Any] | None = None,
     reward_scale: float = 1.0,
@@ -482,6 +483,9 @@ def make_ppo(
         env_kwargs: Keyword arguments for the env.
         max_length: Tokens per text segment.
         pooling: ``"mean"`` or ``"cls"``.
+        encoder_layers: Hidden states to pool and concatenate per segment (indices into the
+            encoder's ``hidden_states``: 0 the embeddings, -1 the last layer), e.g. ``[-1, 3]``;
+            ``None`` pools the last layer only.
         dtype: Encoder dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
         policy_kwargs: Extra policy kwargs; ``features_extractor_kwargs`` in it are merged into
             the text extractor's (strings and numbers only, never modules). ``candidates``,
@@ -555,6 +559,7 @@ def make_ppo(
         "encoder": os.fspath(encoder),
         "mode": encoder_mode,
         "pooling": pooling,
+        "layers": None if encoder_layers is None else tuple(encoder_layers),
         "dtype": dtype,
         "encoder_checksum": checksum,
     }
@@ -591,6 +596,7 @@ def make_ppo(
         "encoder_mode": encoder_mode,
         "max_length": _max_length_of(vec_env.observation_space, max_length),
         "pooling": pooling,
+        "encoder_layers": None if encoder_layers is None else list(encoder_layers),
         "dtype": dtype,
         "n_envs": int(vec_env.num_envs),
         "seed": seed,
@@ -652,6 +658,7 @@ def spec_of(model: PPO) -> dict[str, Any]:
         "encoder_mode": extractor.mode,
         "max_length": _max_length_of(model.observation_space, 64),
         "pooling": extractor.pooling,
+        "encoder_layers": None if extractor.layers is None else list(extractor.layers),
         "dtype": extractor._dtype_setting,
         "n_envs": getattr(model, "n_envs", 1),
         "seed": getattr(model, "seed", None),

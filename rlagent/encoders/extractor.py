@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -166,7 +167,12 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         observation_space: Token-id Dict (see :func:`text_layout`).
         encoder: Encoder name or folder for :func:`rlagent.encoders.load_encoder`.
         mode: ``"frozen"``, ``"lora"`` or ``"full"``.
-        pooling: ``"mean"`` (mask-weighted mean of the last hidden states) or ``"cls"``.
+        pooling: ``"mean"`` (mask-weighted mean of the token states) or ``"cls"``.
+        layers: Which hidden states to pool, as indices into the encoder's ``hidden_states``
+            (0 is the embedding layer's output, ``-1`` the last layer); each is pooled on its
+            own and the results are concatenated, so a segment's embedding is
+            ``len(layers) * hidden_size`` wide. ``None`` (the default) pools the last layer
+            only. A middle layer often keeps more of a sentence's tone than the last one.
         dtype: ``"auto"`` (bfloat16 for a frozen encoder on a CPU with avx512_bf16/AMX, and on
             CUDA in every mode, via autocast for trainable modes; float32 otherwise),
             ``"float32"`` or ``"bfloat16"``.
@@ -188,6 +194,7 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         encoder: str = DEFAULT_ENCODER,
         mode: str = "frozen",
         pooling: str = "mean",
+        layers: Sequence[int] | None = None,
         dtype: str = "auto",
         cache_size: int = 100_000,
         lora_r: int = 8,
@@ -219,7 +226,9 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
                 "the folder of the original weights as the encoder."
             )
         hidden = loaded.hidden_size
-        features_dim = sum(t.segments for t in text) * hidden + sum(n for _, n in numeric)
+        layer_list = _check_layers(layers, int(loaded.model.config.num_hidden_layers))
+        embedding_dim = hidden * (1 if layer_list is None else len(layer_list))
+        features_dim = sum(t.segments for t in text) * embedding_dim + sum(n for _, n in numeric)
         super().__init__(observation_space, features_dim)
         self._text = text
         self._numeric = numeric
@@ -228,6 +237,8 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         self.mode = mode
         self.pooling = pooling
         self.hidden_size = hidden
+        self.layers = layer_list
+        self.embedding_dim = embedding_dim
         self.encoder_dropout = bool(encoder_dropout) and mode != "frozen"
         self.vocab_size = int(getattr(loaded.model.config, "vocab_size", 0))
         self._dtype_setting = dtype
@@ -252,7 +263,7 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         for module in model.modules():
             setattr(module, _PRETRAINED_FLAG, True)
         self._cache = (
-            EmbeddingCache(int(cache_size), hidden, load_device)
+            EmbeddingCache(int(cache_size), embedding_dim, load_device)
             if mode == "frozen" and int(cache_size) > 0
             else None
         )
@@ -324,7 +335,7 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
 
     # ----------------------------------------------------------------- encoding
     def _run_encoder(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Pooled float32 embeddings ``[N, hidden]`` of ``N`` present segments."""
+        """Pooled float32 embeddings ``[N, embedding_dim]`` of ``N`` present segments."""
         # Cut the columns after the last attended position (they are padding in every row).
         last = int(torch.nonzero(mask.any(dim=0)).max().item()) + 1
         ids, mask = ids[:, :last], mask[:, :last]
@@ -333,16 +344,23 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
             for start in range(0, ids.shape[0], _ENCODE_BATCH):
                 chunk_ids = ids[start : start + _ENCODE_BATCH]
                 chunk_mask = mask[start : start + _ENCODE_BATCH]
-                hidden = self.model(
-                    input_ids=chunk_ids, attention_mask=chunk_mask
-                ).last_hidden_state
-                if self.pooling == "cls":
-                    pooled = hidden[:, 0]
+                if self.layers is None:
+                    out = self.model(input_ids=chunk_ids, attention_mask=chunk_mask)
+                    states = [out.last_hidden_state]
                 else:
-                    weights = chunk_mask.unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-                chunks.append(pooled.float())
+                    out = self.model(
+                        input_ids=chunk_ids, attention_mask=chunk_mask, output_hidden_states=True
+                    )
+                    states = [out.hidden_states[layer] for layer in self.layers]
+                pooled = [self._pool(hidden, chunk_mask) for hidden in states]
+                chunks.append(torch.cat(pooled, dim=1).float())
         return torch.cat(chunks, dim=0)
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
     def encode_segments(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Embeddings of ``N`` segments, through the cache in frozen mode.
@@ -352,12 +370,12 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
             mask: ``[N, L]`` attention mask; an all-zero row is an absent segment.
 
         Returns:
-            ``[N, hidden]`` float32; zero rows for absent segments.
+            ``[N, embedding_dim]`` float32; zero rows for absent segments.
         """
         device = self.device
         ids = ids.long().to(device)
         mask = mask.long().to(device)
-        out = torch.zeros((ids.shape[0], self.hidden_size), dtype=torch.float32, device=device)
+        out = torch.zeros((ids.shape[0], self.embedding_dim), dtype=torch.float32, device=device)
         present = mask.any(dim=1)
         rows = torch.nonzero(present).squeeze(1)
         if rows.numel() == 0:
@@ -393,11 +411,38 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
             ids = ids.reshape(batch * entry.segments, entry.length)
             mask = mask.reshape(batch * entry.segments, entry.length)
             emb = self.encode_segments(ids, mask)
-            parts.append(emb.reshape(batch, entry.segments * self.hidden_size))
+            parts.append(emb.reshape(batch, entry.segments * self.embedding_dim))
         for key, size in self._numeric:
             value = observations[key]
             parts.append(value.reshape(value.shape[0], size).float().to(parts[0].device))
         return torch.cat(parts, dim=1)
+
+
+def _check_layers(layers: Sequence[int] | None, num_layers: int) -> tuple[int, ...] | None:
+    """Validate ``layers`` against an encoder with ``num_layers`` transformer layers."""
+    if layers is None:
+        return None
+    if isinstance(layers, str | bytes) or not isinstance(layers, Sequence):
+        raise TypeError(
+            f"layers must be a list of hidden-state indices (e.g. [-1, 3]) or None, got {layers!r}."
+        )
+    values = []
+    for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, int | np.integer):
+            raise TypeError(f"layers must hold integers, got {layer!r} in {list(layers)!r}.")
+        if not -(num_layers + 1) <= int(layer) <= num_layers:
+            raise ValueError(
+                f"layers = {list(layers)!r}: {layer} is out of range for an encoder with "
+                f"{num_layers} layers; use 0 (the embeddings) to {num_layers} (the last layer), "
+                f"or -1 to -{num_layers + 1} counted from the end."
+            )
+        values.append(int(layer))
+    if not values:
+        raise ValueError("layers is empty; pass None to pool the last layer only.")
+    canonical = [v % (num_layers + 1) for v in values]
+    if len(set(canonical)) != len(canonical):
+        raise ValueError(f"layers = {values!r} names the same hidden state twice.")
+    return tuple(values)
 
 
 def _add_lora(model: nn.Module, r: int, alpha: int, dropout: float, targets: str) -> nn.Module:

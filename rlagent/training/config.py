@@ -42,6 +42,9 @@ class TrainConfig:
         max_length: Tokens per text segment.
         pooling: How the encoder's token states become one vector per segment: ``"mean"`` or
             ``"cls"`` (see :class:`rlagent.encoders.TextFeaturesExtractor`).
+        encoder_layers: Hidden states to pool and concatenate per segment, as indices into
+            the encoder's ``hidden_states`` (0: embeddings, -1: last layer), e.g. ``[-1, 3]``;
+            ``None`` pools the last layer only.
         env_kwargs: Keyword arguments of the training environment.
         eval_env_kwargs: Keyword arguments of the evaluation environment (defaults to
             ``env_kwargs``; the bundled configs evaluate on the test split).
@@ -80,6 +83,7 @@ class TrainConfig:
     device: str = "auto"
     max_length: int = 48
     pooling: str = "mean"
+    encoder_layers: list[int] | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     eval_env_kwargs: dict[str, Any] | None = None
     ppo: dict[str, Any] = field(default_factory=dict)
@@ -127,6 +131,15 @@ class TrainConfig:
         if self.pooling not in POOLINGS:
             raise ConfigError(
                 f"pooling = {self.pooling!r}; expected one of {', '.join(map(repr, POOLINGS))}"
+            )
+        if self.encoder_layers is not None and (
+            not isinstance(self.encoder_layers, list | tuple)
+            or not self.encoder_layers
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in self.encoder_layers)
+        ):
+            raise ConfigError(
+                f"encoder_layers = {self.encoder_layers!r}; expected a non-empty list of "
+                "hidden-state indices such as [-1, 3], or null for the last layer only"
             )
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device = {self.device!r}; expected 'auto', 'cpu' or 'cuda'")

@@ -236,6 +236,7 @@ def train(
             env_kwargs=config.env_kwargs,
             max_length=config.max_length,
             pooling=config.pooling,
+            encoder_layers=config.encoder_layers,
             policy_kwargs=dict(config.policy_kwargs) or None,
             reward_scale=config.reward_scale,
             privileged_critic=config.privileged_critic,

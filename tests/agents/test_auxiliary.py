@@ -249,11 +249,14 @@ def _bottleneck_model(env=ColourEnv, **kwargs):
     )
 
 
-def test_a_bottleneck_actor_reads_text_only_through_the_detached_prediction():
-    model = _bottleneck_model()
+@pytest.mark.parametrize("encoder_layers", [None, [-1, 1]])
+def test_a_bottleneck_actor_reads_text_only_through_the_detached_prediction(encoder_layers):
+    model = _bottleneck_model(encoder_layers=encoder_layers)
     extractor = model.policy.mlp_extractor
     assert isinstance(extractor, AuxiliaryBottleneck)
     features_dim = model.policy.features_extractor.features_dim
+    # One 32-wide segment per pooled layer (tiny-random), then 1 feature and 2 privileged.
+    assert features_dim == 32 * len(encoder_layers or [-1]) + 1 + 2
     features = torch.rand(3, features_dim, requires_grad=True)
     extractor.forward_actor(features).sum().backward()
     grad = features.grad.abs().sum(dim=0)

@@ -134,6 +134,47 @@ def test_cls_pooling_uses_first_token(tok):
     torch.testing.assert_close(emb[0], hidden[0, 0], atol=1e-5, rtol=1e-5)
 
 
+def _mean_pool(hidden, mask):
+    weights = mask.unsqueeze(-1).float()
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+
+
+@pytest.mark.parametrize("cache_size", [0, 100])
+def test_layers_concatenate_the_pools_of_the_chosen_hidden_states(tok, cache_size):
+    ext = TextFeaturesExtractor(
+        _space(), encoder="tiny-random", layers=[-1, 1], dtype="float32", cache_size=cache_size
+    )
+    assert ext.embedding_dim == 64 and ext.features_dim == 3 * 64 + 2
+    ids, mask = (torch.tensor([row]) for row in _encode(tok, "refund please"))
+    with torch.no_grad():
+        states = ext.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    want = torch.cat([_mean_pool(states.hidden_states[i], mask) for i in (-1, 1)], dim=1)
+    for _ in range(2):  # the second pass is served by the cache when there is one
+        torch.testing.assert_close(ext.encode_segments(ids, mask), want, atol=1e-5, rtol=1e-5)
+    default = TextFeaturesExtractor(_space(), encoder="tiny-random", dtype="float32")
+    last = default.encode_segments(ids, mask)
+    torch.testing.assert_close(last, ext.encode_segments(ids, mask)[:, :32], atol=1e-5, rtol=1e-5)
+    # Absent segments stay zero across all the pooled layers.
+    obs = _obs(tok, [(("hi", ""), "refund", [0.25, 0.5])])
+    feats = ext(obs)
+    assert feats.shape == (1, 194) and torch.all(feats[0, 64:128] == 0)
+
+
+@pytest.mark.parametrize(
+    "layers, error, message",
+    [
+        ([-1, 7], ValueError, "7 is out of range for an encoder with 2 layers; use 0"),
+        ([2, -1], ValueError, "names the same hidden state twice"),
+        ([], ValueError, "layers is empty; pass None"),
+        ("-1", TypeError, "layers must be a list of hidden-state indices"),
+        ([1.5], TypeError, "layers must hold integers, got 1.5"),
+    ],
+)
+def test_bad_layers_are_explained(layers, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        TextFeaturesExtractor(_space(), encoder="tiny-random", layers=layers)
+
+
 def test_checksum_mismatch_is_refused():
     with pytest.raises(
         EncoderChecksumError,

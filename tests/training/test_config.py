@@ -51,6 +51,10 @@ def test_out_of_range_values_are_rejected():
         TrainConfig(env_id="x", encoder_mode="frozn")
     with pytest.raises(ConfigError, match="pooling = 'max'; expected one of 'mean', 'cls'"):
         TrainConfig(env_id="x", pooling="max")
+    for layers in ([], "3", [1.5], [True]):
+        with pytest.raises(ConfigError, match=re.escape("expected a non-empty list of hidden")):
+            TrainConfig(env_id="x", encoder_layers=layers)
+    assert TrainConfig(env_id="x", encoder_layers=[-1, 3]).encoder_layers == [-1, 3]
 
 
 def test_parse_kwargs_reads_yaml_scalars():
