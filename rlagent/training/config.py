@@ -17,7 +17,18 @@ import yaml
 
 from rlagent._yaml import read_yaml_mapping
 
-__all__ = ["ConfigError", "TrainConfig", "default_config_path", "load_config", "parse_kwargs"]
+__all__ = [
+    "ConfigError",
+    "SCHEDULABLE",
+    "TrainConfig",
+    "default_config_path",
+    "load_config",
+    "parse_kwargs",
+    "resolve_schedules",
+]
+
+#: PPO arguments that accept a ``"lin_<value>"`` schedule in a config.
+SCHEDULABLE: tuple[str, ...] = ("learning_rate", "clip_range")
 
 _CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -49,6 +60,8 @@ class TrainConfig:
         eval_env_kwargs: Keyword arguments of the evaluation environment (defaults to
             ``env_kwargs``; the bundled configs evaluate on the test split).
         ppo: Keyword arguments for Stable-Baselines3's PPO (``n_steps``, ``batch_size``...).
+            ``learning_rate`` and ``clip_range`` may be ``"lin_<value>"`` (RL Baselines3 Zoo's
+            notation): a linear decay from ``value`` at the start to 0 at ``n_timesteps``.
         policy_kwargs: Policy keyword arguments (``net_arch``, ``candidates``...).
         reward_scale: Factor applied to the rewards PPO learns from (value targets of order 1
             train best: about 1 / typical return); reported returns stay unscaled.
@@ -141,6 +154,7 @@ class TrainConfig:
                 f"encoder_layers = {self.encoder_layers!r}; expected a non-empty list of "
                 "hidden-state indices such as [-1, 3], or null for the last layer only"
             )
+        resolve_schedules(self.ppo)  # raises ConfigError for a malformed schedule
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device = {self.device!r}; expected 'auto', 'cpu' or 'cuda'")
 
@@ -161,6 +175,48 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (``None`` values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def resolve_schedules(ppo: Mapping[str, Any]) -> dict[str, Any]:
+    """PPO keyword arguments with ``"lin_<value>"`` strings turned into linear schedules.
+
+    Args:
+        ppo: The config's ``ppo`` mapping.
+
+    Returns:
+        A copy in which ``learning_rate`` and ``clip_range`` given as ``"lin_<value>"`` are
+        Stable-Baselines3 ``LinearSchedule(value, 0, 1)`` objects (the value decays linearly to
+        0 over the run); everything else is unchanged.
+
+    Raises:
+        ConfigError: For a string that is not ``"lin_"`` and a positive number, or a schedule
+            on an argument that takes none.
+    """
+    from stable_baselines3.common.utils import LinearSchedule
+
+    out = dict(ppo)
+    for key, value in ppo.items():
+        if not isinstance(value, str):
+            continue
+        if key not in SCHEDULABLE:
+            if value.startswith("lin_"):
+                raise ConfigError(
+                    f"ppo.{key} = {value!r}: only {', '.join(SCHEDULABLE)} take a 'lin_' schedule"
+                )
+            continue
+        start = None
+        if value.startswith("lin_"):
+            try:
+                start = float(value[len("lin_") :])
+            except ValueError:
+                start = None
+        if start is None or not start > 0:
+            raise ConfigError(
+                f"ppo.{key} = {value!r}; expected a number or 'lin_<value>' with a positive "
+                "value, e.g. 'lin_0.0003' (a linear decay to 0 over the run)"
+            )
+        out[key] = LinearSchedule(start, 0.0, 1.0)
+    return out
 
 
 def default_config_path(env_id: str) -> Path:

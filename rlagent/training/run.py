@@ -28,7 +28,7 @@ from rlagent.training.checkpoints import (
     load_checkpoint_state,
     restore_rng_state,
 )
-from rlagent.training.config import ConfigError, TrainConfig
+from rlagent.training.config import ConfigError, TrainConfig, resolve_schedules
 from rlagent.training.report import plot_learning_curve, write_report
 
 __all__ = ["RunDirectoryExistsError", "TrainResult", "train"]
@@ -244,7 +244,7 @@ def train(
             expected_rewards=config.expected_rewards,
             auxiliary_targets=config.auxiliary_targets,
             verbose=verbose,
-            **config.ppo,
+            **resolve_schedules(config.ppo),
         )
     rollout = _rollout_size(config, model)
     target = int(math.ceil(config.n_timesteps / rollout) * rollout)

@@ -57,6 +57,20 @@ def test_out_of_range_values_are_rejected():
     assert TrainConfig(env_id="x", encoder_layers=[-1, 3]).encoder_layers == [-1, 3]
 
 
+@pytest.mark.parametrize(
+    "ppo, message",
+    [
+        ({"learning_rate": "lin_x"}, "ppo.learning_rate = 'lin_x'; expected a number or 'lin_"),
+        ({"clip_range": "lin_-0.2"}, "ppo.clip_range = 'lin_-0.2'; expected a number or 'lin_"),
+        ({"learning_rate": "cos_0.1"}, "ppo.learning_rate = 'cos_0.1'; expected a number"),
+        ({"n_epochs": "lin_10"}, "ppo.n_epochs = 'lin_10': only learning_rate, clip_range take"),
+    ],
+)
+def test_malformed_schedules_are_rejected(ppo, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainConfig(env_id="x", ppo=ppo)
+
+
 def test_parse_kwargs_reads_yaml_scalars():
     assert parse_kwargs(["split=test", "noise=0.1", "vague=true", "name="]) == {
         "split": "test",

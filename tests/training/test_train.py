@@ -189,3 +189,26 @@ def test_killed_run_resumes_to_the_requested_timesteps(tmp_path, sig):
     assert steps[-1] == target
     # One TensorBoard point per rollout, none missing across the interruption.
     assert set(range(ROLLOUT, target + 1, ROLLOUT)) <= set(steps)
+
+
+def test_linear_schedules_decay_to_zero_over_the_run_and_after_a_resume(tmp_path):
+    out = tmp_path / "run"
+    ppo = {"n_steps": 32, "batch_size": 32, "n_epochs": 2}
+    config = tiny_config(
+        n_timesteps=2 * ROLLOUT,
+        eval_freq=0,
+        baseline_episodes=0,
+        ppo={**ppo, "learning_rate": "lin_0.001", "clip_range": "lin_0.2"},
+    )
+    train(config, out)
+    model = load(out / "model.zip")
+    assert model.lr_schedule(1.0) == pytest.approx(1e-3)
+    assert model.lr_schedule(0.25) == pytest.approx(2.5e-4)
+    assert model.clip_range(0.5) == pytest.approx(0.1)
+    # The last update of the run ran at a learning rate of 0.
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+    # Resuming to a longer run stretches the schedule to the new end.
+    train(config.replace(n_timesteps=4 * ROLLOUT), out, resume=True)
+    resumed = load(out / "model.zip")
+    assert resumed.num_timesteps == 4 * ROLLOUT
+    assert resumed.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
