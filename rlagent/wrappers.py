@@ -12,6 +12,8 @@ An empty string is an absent segment: its ids and mask rows are all zero.
 
 :class:`PrivilegedObservation` adds the env's hidden ``privileged_features()`` to a Dict
 observation, for a critic that trains beside the policy (an asymmetric actor-critic).
+:class:`ActionMaskObservation` adds the env's ``action_masks()`` (which actions are allowed
+now) as an observation entry, for a policy that masks its action distribution with it.
 :class:`PotentialShaping` adds the change of the env's hidden ``shaping_potential()`` to every
 reward, turning a reward that arrives late (a longer session) into one that arrives at once;
 :class:`ExpectedReward` replaces each reward by its average over the env's possible responses.
@@ -27,6 +29,9 @@ import numpy as np
 from gymnasium import spaces
 
 __all__ = [
+    "ACTION_MASK_KEY",
+    "ActionMaskError",
+    "ActionMaskObservation",
     "PRIVILEGED_KEY",
     "ExpectedReward",
     "PotentialShaping",
@@ -39,6 +44,8 @@ __all__ = [
 
 #: Observation entry that :class:`PrivilegedObservation` adds.
 PRIVILEGED_KEY = "privileged"
+#: Observation entry that :class:`ActionMaskObservation` adds.
+ACTION_MASK_KEY = "action_mask"
 
 _DEFAULT_KEY = "text"
 
@@ -49,6 +56,10 @@ class UnsupportedObservationError(TypeError):
 
 class PrivilegedFeaturesError(TypeError):
     """An env cannot give privileged features, or its observation cannot carry them."""
+
+
+class ActionMaskError(TypeError):
+    """An env that cannot provide action masks, or a mask of the wrong size."""
 
 
 class RewardShapingError(TypeError):
@@ -288,6 +299,72 @@ class PrivilegedObservation(gym.ObservationWrapper):
     def observation(self, observation: Any) -> dict[str, Any]:
         """``observation`` with the current privileged features added."""
         return {**observation, PRIVILEGED_KEY: self._features()}
+
+
+class ActionMaskObservation(gym.ObservationWrapper):
+    """Add the env's ``action_masks()`` to a Dict observation as ``"action_mask"``.
+
+    The mask is what the agent may do now (for the customer-service env: every action but the
+    groups the customer has already turned down), which a real agent knows, so unlike
+    ``"privileged"`` the entry is an ordinary observation. A policy built with
+    ``action_masks=True`` (:func:`rlagent.make_ppo`) gives masked actions zero probability,
+    like sb3-contrib's ``MaskablePPO``, and its layers read the entry as numeric features.
+
+    Args:
+        env: An env with a ``Dict`` observation space, a ``Discrete`` action space and an
+            ``action_masks()`` method (found through its wrappers) returning one boolean per
+            action.
+
+    Raises:
+        ActionMaskError: When the env has no ``action_masks()``, its action space is not
+            ``Discrete``, its observation space is not a ``Dict``, or it already has an
+            ``"action_mask"`` entry; and, at a step, when a mask has the wrong size or no
+            allowed action.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        if not isinstance(env.action_space, spaces.Discrete):
+            raise ActionMaskError(
+                f"ActionMaskObservation needs a Discrete action space, got {env.action_space}."
+            )
+        try:
+            masks = env.get_wrapper_attr("action_masks")
+        except AttributeError:
+            masks = None
+        if not callable(masks):
+            raise ActionMaskError(
+                f"{type(env.unwrapped).__name__} has no action_masks() method, so there is no "
+                "mask to observe; add one (see CustomerServiceEnv) or train without "
+                "action_masks."
+            )
+        if not isinstance(env.observation_space, spaces.Dict):
+            raise ActionMaskError(
+                f"ActionMaskObservation needs a Dict observation space, got "
+                f"{type(env.observation_space).__name__}."
+            )
+        if ACTION_MASK_KEY in env.observation_space.spaces:
+            raise ActionMaskError(
+                f"The observation already has an {ACTION_MASK_KEY!r} entry; rename it."
+            )
+        self._masks = masks
+        self._n = int(env.action_space.n)
+        self.observation_space = spaces.Dict(
+            {
+                **env.observation_space.spaces,
+                ACTION_MASK_KEY: spaces.Box(0.0, 1.0, (self._n,), np.float32),
+            }
+        )
+
+    def observation(self, observation: Any) -> dict[str, Any]:
+        """``observation`` with the current action mask added (1.0 allowed, 0.0 masked)."""
+        mask = np.asarray(self._masks(), dtype=np.float32).reshape(-1)
+        if mask.shape != (self._n,) or not mask.any():
+            raise ActionMaskError(
+                f"action_masks() returned {mask.tolist()}; expected {self._n} values with at "
+                "least one allowed action."
+            )
+        return {**observation, ACTION_MASK_KEY: mask}
 
 
 def _reward_method(env: gym.Env, name: str, setting: str) -> Any:

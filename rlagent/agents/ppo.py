@@ -41,7 +41,10 @@ from rlagent.agents.slate import SlateDistribution
 from rlagent.encoders.extractor import TextFeaturesExtractor, is_pretrained_module
 from rlagent.encoders.loading import DEFAULT_ENCODER, encoder_checksum
 from rlagent.wrappers import (
+    ACTION_MASK_KEY,
     PRIVILEGED_KEY,
+    ActionMaskError,
+    ActionMaskObservation,
     ExpectedReward,
     PotentialShaping,
     PrivilegedObservation,
@@ -84,6 +87,9 @@ DEFAULT_NET_ARCH: Mapping[str, list[int]] = {"pi": [128, 64], "vf": [128, 64]}
 _IDS = "_input_ids"
 
 
+_MASKED_LOGIT = -1e8
+
+
 class NotATextModelError(ValueError):
     """A model has no text features extractor, so there is no text pipeline to rebuild."""
 
@@ -120,6 +126,11 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
     only its predicted probabilities and the numeric entries
     (:class:`rlagent.agents.AuxiliaryBottleneck`).
 
+    ``action_mask="<key>"`` names a numeric entry holding one value per action (1 allowed, 0
+    not; see :class:`rlagent.wrappers.ActionMaskObservation`): masked actions get zero
+    probability when acting and in PPO's update, as in sb3-contrib's ``MaskablePPO``. Needs a
+    ``Discrete`` action space and the plain action head.
+
     Args:
         *args: Positional arguments of SB3's ``MultiInputActorCriticPolicy``.
         candidates: Text entry holding one segment per candidate, or ``None`` for the plain
@@ -130,6 +141,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         critic_only: Numeric entries for the critic only (e.g. ``["privileged"]``).
         auxiliary_targets: A numeric entry for the actor's auxiliary head to predict.
         auxiliary_bottleneck: Let the actor read the auxiliary predictions instead of the text.
+        action_mask: A numeric entry of allowed actions that masks the action distribution.
         **kwargs: Keyword arguments of SB3's ``MultiInputActorCriticPolicy``.
     """
 
@@ -143,6 +155,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         shorter_slates: bool = False,
         auxiliary_targets: str | None = None,
         auxiliary_bottleneck: bool = False,
+        action_mask: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("features_extractor_class", TextFeaturesExtractor)
@@ -156,7 +169,10 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         self.auxiliary_targets = None if auxiliary_targets is None else str(auxiliary_targets)
         self.auxiliary_head: nn.Linear | None = None
         self.auxiliary_bottleneck = bool(auxiliary_bottleneck)
+        self.action_mask = None if action_mask is None else str(action_mask)
         super().__init__(*args, **kwargs)
+        if self.action_mask is not None:
+            self._check_action_mask()
 
     def init_weights(self, module: nn.Module, gain: float = 1) -> None:  # type: ignore[override]
         """Orthogonal initialisation of ``module``, except modules of a pretrained encoder."""
@@ -174,6 +190,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             shorter_slates=self.shorter_slates,
             auxiliary_targets=self.auxiliary_targets,
             auxiliary_bottleneck=self.auxiliary_bottleneck,
+            action_mask=self.action_mask,
         )
         return data
 
@@ -316,6 +333,72 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             return self.action_dist.proba_distribution(self.action_net(latent_pi))
         return super()._get_action_dist_from_latent(latent_pi)
 
+    # ----------------------------------------------------------------- action masks
+    def _check_action_mask(self) -> None:
+        key = self.action_mask
+        if not isinstance(self.action_space, spaces.Discrete) or self.candidates is not None:
+            raise ActionMaskError(
+                f"policy_kwargs['action_mask'] needs a Discrete action space and the plain "
+                f"action head; got {self.action_space}"
+                + (" with the candidate-scoring head." if self.candidates is not None else ".")
+            )
+        space = self.observation_space.spaces.get(key)
+        n = int(self.action_space.n)
+        if not isinstance(space, spaces.Box) or int(np.prod(space.shape)) != n:
+            raise ActionMaskError(
+                f"policy_kwargs['action_mask'] = {key!r} must name a Box entry with one value "
+                f"per action ({n}); make_ppo(..., action_masks=True) adds it as "
+                f"{ACTION_MASK_KEY!r} (rlagent.wrappers.ActionMaskObservation)."
+            )
+
+    def _masked(self, distribution: Distribution, obs: dict[str, torch.Tensor]) -> Distribution:
+        """``distribution`` with the actions the observation's mask forbids at zero probability."""
+        if self.action_mask is None:
+            return distribution
+        logits = distribution.distribution.logits
+        allowed = obs[self.action_mask].reshape(logits.shape) > 0.5
+        distribution.distribution = torch.distributions.Categorical(
+            logits=logits.masked_fill(~allowed, _MASKED_LOGIT)
+        )
+        return distribution
+
+    def _latents(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            return self.mlp_extractor(features)
+        pi_features, vf_features = features
+        return (
+            self.mlp_extractor.forward_actor(pi_features),
+            self.mlp_extractor.forward_critic(vf_features),
+        )
+
+    def forward(
+        self, obs: dict[str, torch.Tensor], deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Actions, values and log-probabilities (SB3's, with the action mask applied)."""
+        if self.action_mask is None:
+            return super().forward(obs, deterministic)
+        latent_pi, latent_vf = self._latents(obs)
+        distribution = self._masked(self._get_action_dist_from_latent(latent_pi), obs)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        actions = actions.reshape((-1, *self.action_space.shape))
+        return actions, self.value_net(latent_vf), log_prob
+
+    def evaluate_actions(
+        self, obs: dict[str, torch.Tensor], actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Values, log-probabilities and entropy of ``actions`` (with the action mask applied)."""
+        if self.action_mask is None:
+            return super().evaluate_actions(obs, actions)
+        latent_pi, latent_vf = self._latents(obs)
+        distribution = self._masked(self._get_action_dist_from_latent(latent_pi), obs)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(self, obs: dict[str, torch.Tensor]) -> Distribution:
+        """The action distribution (with the action mask applied)."""
+        return self._masked(super().get_distribution(obs), obs)
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
@@ -365,6 +448,7 @@ def make_vec_env(
     privileged: bool = False,
     reward_shaping: bool = False,
     expected_rewards: bool = False,
+    action_masks: bool = False,
 ) -> VecEnv:
     """A vectorised, tokenized, Monitor-wrapped copy of a text env.
 
@@ -386,10 +470,13 @@ def make_vec_env(
         expected_rewards: Replace each reward by the env's ``expected_reward()`` of the action
             (shaped when ``reward_shaping``; :class:`rlagent.wrappers.ExpectedReward`), outside
             ``Monitor``.
+        action_masks: Add the env's ``action_masks()`` as the ``"action_mask"`` entry
+            (:class:`rlagent.wrappers.ActionMaskObservation`).
 
     Returns:
         The ``VecEnv``; each env is ``Monitor(TokenizeText(env))`` so episode statistics exist,
-        with ``PrivilegedObservation`` inside ``TokenizeText`` when ``privileged``, then
+        with ``PrivilegedObservation`` (then ``ActionMaskObservation``) inside ``TokenizeText``
+        when ``privileged`` (``action_masks``), then
         ``ExpectedReward`` when ``expected_rewards`` (else ``PotentialShaping`` when
         ``reward_shaping``) and ``TransformReward`` when ``reward_scale != 1``.
     """
@@ -411,6 +498,13 @@ def make_vec_env(
                         "inside TokenizeText); this env is already tokenized."
                     )
                 env = PrivilegedObservation(env)
+            if action_masks:
+                if _is_tokenized(env.observation_space):
+                    raise ValueError(
+                        "action_masks=True needs a raw text env (ActionMaskObservation goes "
+                        "inside TokenizeText); this env is already tokenized."
+                    )
+                env = ActionMaskObservation(env)
             if not _is_tokenized(env.observation_space):
                 env = TokenizeText(env, enc_name, max_length=max_length)
             env = Monitor(env)
@@ -461,6 +555,7 @@ def make_ppo(
     reward_shaping: bool = False,
     expected_rewards: bool = False,
     auxiliary_targets: bool = False,
+    action_masks: bool = False,
     **ppo_kwargs: Any,
 ) -> PPO:
     """A Stable-Baselines3 PPO agent that reads text through a pretrained encoder.
@@ -515,6 +610,10 @@ def make_ppo(
             only with ``privileged_critic``); train it by passing
             :class:`rlagent.agents.AuxiliaryLoss` to ``learn(callback=...)``. Needs an env
             id, env or factory.
+        action_masks: Give actions the env's ``action_masks()`` forbids zero probability, when
+            acting and in PPO's update (as sb3-contrib's ``MaskablePPO`` does); the env built
+            here carries the mask as the ``"action_mask"`` entry, which the policy's layers
+            also read. Needs a ``Discrete`` action space and an env id, env or factory.
         **ppo_kwargs: Any other ``PPO`` argument.
 
     Returns:
@@ -523,10 +622,17 @@ def make_ppo(
     torch_device = resolve_device(device)
     env_id = _env_id(env_or_id)
     if isinstance(env_or_id, VecEnv):
-        if privileged_critic or reward_shaping or expected_rewards or auxiliary_targets:
+        if (
+            privileged_critic
+            or reward_shaping
+            or expected_rewards
+            or auxiliary_targets
+            or action_masks
+        ):
             raise ValueError(
-                "privileged_critic, reward_shaping, expected_rewards and auxiliary_targets "
-                "build their own env; pass the env id, env or factory instead of a VecEnv."
+                "privileged_critic, reward_shaping, expected_rewards, auxiliary_targets and "
+                "action_masks build their own env; pass the env id, env or factory instead of "
+                "a VecEnv."
             )
         if not _is_tokenized(env_or_id.observation_space):
             raise ValueError(
@@ -548,6 +654,7 @@ def make_ppo(
             privileged=privileged_critic or auxiliary_targets,
             reward_shaping=reward_shaping,
             expected_rewards=expected_rewards,
+            action_masks=action_masks,
         )
     checksum = encoder_checksum(os.fspath(encoder))
     pk = dict(policy_kwargs or {})
@@ -555,6 +662,8 @@ def make_ppo(
         pk["critic_only"] = list(dict.fromkeys([*pk.get("critic_only", ()), PRIVILEGED_KEY]))
     if auxiliary_targets:
         pk["auxiliary_targets"] = PRIVILEGED_KEY
+    if action_masks:
+        pk["action_mask"] = ACTION_MASK_KEY
     fe_kwargs = {
         "encoder": os.fspath(encoder),
         "mode": encoder_mode,
@@ -605,6 +714,7 @@ def make_ppo(
         "reward_shaping": bool(reward_shaping),
         "expected_rewards": bool(expected_rewards),
         "auxiliary_targets": bool(auxiliary_targets),
+        "action_masks": bool(action_masks),
     }
     return model
 
@@ -679,13 +789,16 @@ def wrap_for_model(env: gym.Env, model: PPO) -> gym.Env:
 
     Returns:
         ``TokenizeText(env)`` with the model's encoder tokenizer and ``max_length``
-        (``TokenizeText(PrivilegedObservation(env))`` for a privileged critic).
+        (``TokenizeText(PrivilegedObservation(env))`` for a privileged critic,
+        ``ActionMaskObservation`` inside ``TokenizeText`` for a masked policy).
     """
     if _is_tokenized(env.observation_space):
         return env
     spec = spec_of(model)
     if _carries_privileged(spec):
         env = PrivilegedObservation(env)
+    if spec.get("action_masks"):
+        env = ActionMaskObservation(env)
     return TokenizeText(env, spec["encoder"], max_length=int(spec["max_length"]))
 
 
@@ -694,7 +807,9 @@ def observation_function(env: gym.Env, model: PPO) -> Callable[[Any], Any]:
 
     For a privileged critic, a raw observation without the ``"privileged"`` entry gets zeros
     there: no action changes (only the critic reads the entry), but the model's values are then
-    meaningless. A planner that wants values adds the simulated state's entry itself.
+    meaningless. A planner that wants values adds the simulated state's entry itself. For a
+    masked policy, a raw observation without the ``"action_mask"`` entry gets ``env``'s
+    current ``action_masks()``: convert an observation while ``env`` is in its state.
 
     Args:
         env: A raw text env.
@@ -706,13 +821,23 @@ def observation_function(env: gym.Env, model: PPO) -> Callable[[Any], Any]:
     wrapper = wrap_for_model(env, model)
     if wrapper is env:
         return lambda observation: observation
-    if not _carries_privileged(spec_of(model)):
+    spec = spec_of(model)
+    privileged = _carries_privileged(spec)
+    masks = env.get_wrapper_attr("action_masks") if spec.get("action_masks") else None
+    if not privileged and masks is None:
         return wrapper.observation
-    zeros = np.zeros(wrapper.observation_space[PRIVILEGED_KEY].shape, dtype=np.float32)
+    zeros = (
+        np.zeros(wrapper.observation_space[PRIVILEGED_KEY].shape, dtype=np.float32)
+        if privileged
+        else None
+    )
 
     def convert(observation: Any) -> dict[str, Any]:
-        if PRIVILEGED_KEY not in observation:
+        if privileged and PRIVILEGED_KEY not in observation:
             observation = {**observation, PRIVILEGED_KEY: zeros}
+        if masks is not None and ACTION_MASK_KEY not in observation:
+            mask = np.asarray(masks(), dtype=np.float32).reshape(-1)
+            observation = {**observation, ACTION_MASK_KEY: mask}
         return wrapper.observation(observation)
 
     return convert
@@ -752,6 +877,7 @@ def load(
             encoder=spec["encoder"],
             max_length=int(spec["max_length"]),
             privileged=_carries_privileged(spec),
+            action_masks=bool(spec.get("action_masks")),
         )
     else:
         vec = DummyVecEnv([lambda: Monitor(wrap_for_model(env, model))])

@@ -79,6 +79,8 @@ class TrainConfig:
             ``auxiliary_epochs``), before PPO's first update.
         auxiliary_learning_rate: Learning rate of a separate Adam optimizer for the auxiliary
             steps (``None``: the policy's optimizer, at PPO's learning rate).
+        action_masks: Give the actions the env's ``action_masks()`` forbids zero probability
+            (the mask is also an observation entry; see :func:`rlagent.make_ppo`).
         eval_freq: Evaluate every this many environment steps (0 disables).
         eval_episodes: Episodes per evaluation.
         checkpoint_freq: Checkpoint every this many environment steps (0: only at the end
@@ -109,6 +111,7 @@ class TrainConfig:
     auxiliary_epochs: int = 1
     auxiliary_warmup_epochs: int = 0
     auxiliary_learning_rate: float | None = None
+    action_masks: bool = False
     eval_freq: int = 10_000
     eval_episodes: int = 50
     checkpoint_freq: int = 10_000

@@ -216,6 +216,7 @@ def train(
             max_length=config.max_length,
             reward_scale=config.reward_scale,
             privileged=config.privileged_critic or config.auxiliary_targets,
+            action_masks=config.action_masks,
             reward_shaping=config.reward_shaping,
             expected_rewards=config.expected_rewards,
         )
@@ -243,6 +244,7 @@ def train(
             reward_shaping=config.reward_shaping,
             expected_rewards=config.expected_rewards,
             auxiliary_targets=config.auxiliary_targets,
+            action_masks=config.action_masks,
             verbose=verbose,
             **resolve_schedules(config.ppo),
         )
