@@ -252,6 +252,18 @@ class TokenizeText(gym.ObservationWrapper):
         return out
 
 
+def _with_entry(env: gym.Env, key: str, space: spaces.Space, error: type[Exception]) -> spaces.Dict:
+    """``env``'s Dict observation space with ``key: space`` added, or ``error`` saying why not."""
+    if not isinstance(env.observation_space, spaces.Dict):
+        raise error(
+            f"Adding the {key!r} entry needs a Dict observation space, got "
+            f"{type(env.observation_space).__name__}."
+        )
+    if key in env.observation_space.spaces:
+        raise error(f"The observation already has an entry named {key!r}; rename it.")
+    return spaces.Dict({**env.observation_space.spaces, key: space})
+
+
 class PrivilegedObservation(gym.ObservationWrapper):
     """Add the env's hidden ``privileged_features()`` to a Dict observation as ``"privileged"``.
 
@@ -282,19 +294,8 @@ class PrivilegedObservation(gym.ObservationWrapper):
                 "privileged_space Box, so a privileged critic has nothing to read; add both to "
                 "the env (see RecommendationEnv) or train without privileged_critic."
             )
-        if not isinstance(env.observation_space, spaces.Dict):
-            raise PrivilegedFeaturesError(
-                f"PrivilegedObservation needs a Dict observation space, got "
-                f"{type(env.observation_space).__name__}."
-            )
-        if PRIVILEGED_KEY in env.observation_space.spaces:
-            raise PrivilegedFeaturesError(
-                f"The observation already has a {PRIVILEGED_KEY!r} entry; rename it."
-            )
         self._features = features
-        self.observation_space = spaces.Dict(
-            {**env.observation_space.spaces, PRIVILEGED_KEY: space}
-        )
+        self.observation_space = _with_entry(env, PRIVILEGED_KEY, space, PrivilegedFeaturesError)
 
     def observation(self, observation: Any) -> dict[str, Any]:
         """``observation`` with the current privileged features added."""
@@ -338,23 +339,10 @@ class ActionMaskObservation(gym.ObservationWrapper):
                 "mask to observe; add one (see CustomerServiceEnv) or train without "
                 "action_masks."
             )
-        if not isinstance(env.observation_space, spaces.Dict):
-            raise ActionMaskError(
-                f"ActionMaskObservation needs a Dict observation space, got "
-                f"{type(env.observation_space).__name__}."
-            )
-        if ACTION_MASK_KEY in env.observation_space.spaces:
-            raise ActionMaskError(
-                f"The observation already has an {ACTION_MASK_KEY!r} entry; rename it."
-            )
         self._masks = masks
         self._n = int(env.action_space.n)
-        self.observation_space = spaces.Dict(
-            {
-                **env.observation_space.spaces,
-                ACTION_MASK_KEY: spaces.Box(0.0, 1.0, (self._n,), np.float32),
-            }
-        )
+        mask_space = spaces.Box(0.0, 1.0, (self._n,), np.float32)
+        self.observation_space = _with_entry(env, ACTION_MASK_KEY, mask_space, ActionMaskError)
 
     def observation(self, observation: Any) -> dict[str, Any]:
         """``observation`` with the current action mask added (1.0 allowed, 0.0 masked)."""

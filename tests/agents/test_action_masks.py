@@ -86,7 +86,7 @@ def test_the_wrapper_explains_what_it_cannot_wrap():
             {"text": spaces.Text(5), ACTION_MASK_KEY: spaces.Box(0, 1, (3,))}
         )
 
-    with pytest.raises(ActionMaskError, match="already has an 'action_mask' entry"):
+    with pytest.raises(ActionMaskError, match="already has an entry named 'action_mask'"):
         ActionMaskObservation(Taken())
 
     class AllLocked(LockedEnv):
