@@ -85,8 +85,7 @@ TRAINABLE_ENCODER_LEARNING_RATE: float = 1e-4
 DEFAULT_NET_ARCH: Mapping[str, list[int]] = {"pi": [128, 64], "vf": [128, 64]}
 
 _IDS = "_input_ids"
-
-
+#: Logit of a masked action (its probability underflows to 0, as in sb3-contrib).
 _MASKED_LOGIT = -1e8
 
 
@@ -491,19 +490,14 @@ def make_vec_env(
     def wrap(factory: Callable[[], gym.Env]) -> Callable[[], gym.Env]:
         def build() -> gym.Env:
             env = factory()
+            if (privileged or action_masks) and _is_tokenized(env.observation_space):
+                raise ValueError(
+                    "privileged=True and action_masks=True need a raw text env (their entries "
+                    "are added inside TokenizeText); this env is already tokenized."
+                )
             if privileged:
-                if _is_tokenized(env.observation_space):
-                    raise ValueError(
-                        "privileged=True needs a raw text env (PrivilegedObservation goes "
-                        "inside TokenizeText); this env is already tokenized."
-                    )
                 env = PrivilegedObservation(env)
             if action_masks:
-                if _is_tokenized(env.observation_space):
-                    raise ValueError(
-                        "action_masks=True needs a raw text env (ActionMaskObservation goes "
-                        "inside TokenizeText); this env is already tokenized."
-                    )
                 env = ActionMaskObservation(env)
             if not _is_tokenized(env.observation_space):
                 env = TokenizeText(env, enc_name, max_length=max_length)
@@ -772,6 +766,7 @@ def spec_of(model: PPO) -> dict[str, Any]:
         "dtype": extractor._dtype_setting,
         "n_envs": getattr(model, "n_envs", 1),
         "seed": getattr(model, "seed", None),
+        "action_masks": getattr(model.policy, "action_mask", None) == ACTION_MASK_KEY,
     }
 
 
