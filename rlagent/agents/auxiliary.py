@@ -72,7 +72,8 @@ class AuxiliaryLoss(BaseCallback):
         learning_rate: Learning rate of a separate Adam optimizer for these steps; ``None``
             uses the policy's own optimizer (and PPO's learning rate). A linear prediction head
             on frozen embeddings fits in a few hundred steps at 3e-3, ten times as many at
-            PPO's usual 3e-4.
+            PPO's usual 3e-4. Its state is not part of the saved model: see
+            :meth:`optimizer_state`.
     """
 
     def __init__(
@@ -100,16 +101,41 @@ class AuxiliaryLoss(BaseCallback):
         self.warmup_epochs = int(warmup_epochs)
         self.learning_rate = None if learning_rate is None else float(learning_rate)
         self._fresh = False
-        self._optimizer: torch.optim.Optimizer  # set when training starts
+        self._optimizer: torch.optim.Optimizer | None = None  # set when training starts
+        self._pending_state: dict[str, Any] | None = None
+
+    def optimizer_state(self) -> dict[str, Any] | None:
+        """A CPU copy of the separate optimizer's ``state_dict()`` (``None`` without one).
+
+        The policy's own optimizer is saved with the model; this one is not, so a trainer
+        that checkpoints a run keeps this beside it (:func:`rlagent.training.train` does).
+        """
+        if self.learning_rate is None:
+            return None
+        if self._optimizer is None:
+            return self._pending_state
+        return _to_cpu(self._optimizer.state_dict())
+
+    def load_optimizer_state(self, state: dict[str, Any] | None) -> None:
+        """Restore :meth:`optimizer_state` (now, or when training starts); ``None`` is a no-op."""
+        if state is None or self.learning_rate is None:
+            return
+        if self._optimizer is None:
+            self._pending_state = state
+        else:
+            self._optimizer.load_state_dict(state)
 
     def _on_training_start(self) -> None:
         self._fresh = self.model.num_timesteps == 0
         policy = self.model.policy
         if self.learning_rate is None:
             self._optimizer = policy.optimizer
-        else:
-            params = [p for p in policy.parameters() if p.requires_grad]
-            self._optimizer = torch.optim.Adam(params, lr=self.learning_rate)
+            return
+        params = [p for p in policy.parameters() if p.requires_grad]
+        self._optimizer = torch.optim.Adam(params, lr=self.learning_rate)
+        if self._pending_state is not None:
+            self._optimizer.load_state_dict(self._pending_state)
+            self._pending_state = None
 
     def _on_step(self) -> bool:
         return True
@@ -150,6 +176,17 @@ class AuxiliaryLoss(BaseCallback):
                 actions = actions.long().flatten()
             _, log_prob, _ = policy.evaluate_actions(batch.observations, actions)
             flat[index] = log_prob.cpu().numpy()
+
+
+def _to_cpu(value: Any) -> Any:
+    """``value`` with every tensor in it (through dicts, lists and tuples) copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(item) for item in value)
+    return value
 
 
 class AuxiliaryBottleneck(nn.Module):

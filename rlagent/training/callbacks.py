@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,9 @@ class RunCallback(BaseCallback):
         stop_flag: When set (by a signal handler), training stops at the next step.
         on_eval: Called with each evaluation entry; returning False stops training early
             (used by tuning to prune a trial).
+        extra_state: ``{key: function}``: before each checkpoint, ``run_state[key]`` is set to
+            ``function()`` (state outside the model that a resumed run needs, such as a
+            separate optimizer's).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class RunCallback(BaseCallback):
         keep_checkpoints: int,
         stop_flag: StopFlag,
         on_eval: Callable[[dict[str, Any]], bool] | None = None,
+        extra_state: Mapping[str, Callable[[], Any]] | None = None,
     ) -> None:
         super().__init__()
         self.out_dir = out_dir
@@ -112,6 +116,7 @@ class RunCallback(BaseCallback):
         self.keep_checkpoints = keep_checkpoints
         self.stop_flag = stop_flag
         self.on_eval = on_eval
+        self.extra_state = dict(extra_state or {})
         self.stopped_early = False
         self.trained_timesteps = 0
         self._last_eval = 0
@@ -151,6 +156,8 @@ class RunCallback(BaseCallback):
     def checkpoint(self) -> None:
         """Write a checkpoint of the current (trained) state."""
         self.run_state["wall_time_s"] = self.elapsed()
+        for key, state in self.extra_state.items():
+            self.run_state[key] = state()
         save_checkpoint(
             self.model, self.out_dir / "checkpoints", self.run_state, keep=self.keep_checkpoints
         )

@@ -36,6 +36,8 @@ __all__ = ["RunDirectoryExistsError", "TrainResult", "train"]
 logger = logging.getLogger(__name__)
 
 _TB_NAME = "PPO"
+#: Run-state key of AuxiliaryLoss's separate optimizer (it is not part of the saved model).
+_AUXILIARY_OPTIMIZER = "auxiliary_optimizer"
 
 
 class RunDirectoryExistsError(FileExistsError):
@@ -251,6 +253,18 @@ def train(
     rollout = _rollout_size(config, model)
     target = int(math.ceil(config.n_timesteps / rollout) * rollout)
     stop = StopFlag()
+    auxiliary = None
+    extra_state = {}
+    if config.auxiliary_targets:
+        auxiliary = AuxiliaryLoss(
+            config.auxiliary_coef,
+            epochs=config.auxiliary_epochs,
+            warmup_epochs=config.auxiliary_warmup_epochs,
+            learning_rate=config.auxiliary_learning_rate,
+        )
+        # Its separate optimizer is not in the saved model: checkpoint it with the run.
+        auxiliary.load_optimizer_state(run_state.get(_AUXILIARY_OPTIMIZER))
+        extra_state[_AUXILIARY_OPTIMIZER] = auxiliary.optimizer_state
     run_cb = RunCallback(
         out_dir=out_dir,
         run_state=run_state,
@@ -260,15 +274,10 @@ def train(
         keep_checkpoints=config.keep_checkpoints,
         stop_flag=stop,
         on_eval=on_eval,
+        extra_state=extra_state,
     )
     callbacks = [EnvMetricsCallback(), run_cb]
-    if config.auxiliary_targets:
-        auxiliary = AuxiliaryLoss(
-            config.auxiliary_coef,
-            epochs=config.auxiliary_epochs,
-            warmup_epochs=config.auxiliary_warmup_epochs,
-            learning_rate=config.auxiliary_learning_rate,
-        )
+    if auxiliary is not None:
         callbacks.insert(0, auxiliary)
     start_steps = int(model.num_timesteps)
     with _catch_signals(stop):

@@ -18,7 +18,8 @@ from rlagent.agents import (
     auxiliary_loss,
     make_ppo,
 )
-from rlagent.training import ConfigError, TrainConfig, load_config
+from rlagent.training import ConfigError, TrainConfig, find_latest_checkpoint, load_config
+from rlagent.training.checkpoints import load_checkpoint_state
 from rlagent.wrappers import PRIVILEGED_KEY
 
 SMALL = dict(n_steps=32, batch_size=32, n_epochs=1)
@@ -225,6 +226,36 @@ def test_train_with_auxiliary_coef_records_it_logs_the_loss_and_resumes(tmp_path
         if "train/auxiliary_loss" in accumulator.Tags()["scalars"]:
             steps += [event.step for event in accumulator.Scalars("train/auxiliary_loss")]
     assert max(steps) == 128 and min(steps) <= 64, steps
+
+
+def test_the_separate_optimizer_resumes_where_it_stopped(tmp_path):
+    config = load_config(
+        "rlagent/CustomerService-v0",
+        encoder="tiny-random",
+        n_timesteps=64,
+        n_envs=2,
+        eval_freq=0,
+        eval_episodes=2,
+        checkpoint_freq=32,
+        baseline_episodes=0,
+        auxiliary_epochs=1,
+        auxiliary_warmup_epochs=0,
+        auxiliary_learning_rate=0.003,
+        ppo=dict(n_steps=16, batch_size=16, n_epochs=1),
+    )
+
+    def adam_steps(out):
+        checkpoint = find_latest_checkpoint(out / "checkpoints")
+        state = load_checkpoint_state(checkpoint)["run"]["auxiliary_optimizer"]
+        return {int(s["step"]) for s in state["state"].values()}
+
+    rlagent.training.train(config.replace(n_timesteps=128), tmp_path / "straight")
+    # Two auxiliary steps (32 samples, batches of 16) per rollout, four rollouts.
+    assert adam_steps(tmp_path / "straight") == {8}
+    rlagent.training.train(config, tmp_path / "resumed")
+    assert adam_steps(tmp_path / "resumed") == {4}
+    rlagent.training.train(config.replace(n_timesteps=128), tmp_path / "resumed", resume=True)
+    assert adam_steps(tmp_path / "resumed") == {8}
 
 
 class PickColourEnv(ColourEnv):
