@@ -197,8 +197,9 @@ def test_config_rejects_a_negative_auxiliary_coef():
         TrainConfig(env_id="rlagent/CustomerService-v0", auxiliary_coef=-1.0)
 
 
-def test_train_with_auxiliary_coef_records_it_logs_the_loss_and_resumes(tmp_path):
-    config = load_config(
+def _tiny_run_config(**changes):
+    """The bundled customer-service config, cut to 64 steps of a tiny encoder."""
+    return load_config(
         "rlagent/CustomerService-v0",
         encoder="tiny-random",
         n_timesteps=64,
@@ -207,9 +208,13 @@ def test_train_with_auxiliary_coef_records_it_logs_the_loss_and_resumes(tmp_path
         eval_episodes=2,
         checkpoint_freq=32,
         baseline_episodes=0,
-        auxiliary_coef=0.5,
         ppo=dict(n_steps=16, batch_size=16, n_epochs=1),
+        **changes,
     )
+
+
+def test_train_with_auxiliary_coef_records_it_logs_the_loss_and_resumes(tmp_path):
+    config = _tiny_run_config(auxiliary_coef=0.5)
     out = tmp_path / "run"
     result = rlagent.training.train(config, out)
     model = rlagent.agents.load(result.model_path)
@@ -229,19 +234,8 @@ def test_train_with_auxiliary_coef_records_it_logs_the_loss_and_resumes(tmp_path
 
 
 def test_the_separate_optimizer_resumes_where_it_stopped(tmp_path):
-    config = load_config(
-        "rlagent/CustomerService-v0",
-        encoder="tiny-random",
-        n_timesteps=64,
-        n_envs=2,
-        eval_freq=0,
-        eval_episodes=2,
-        checkpoint_freq=32,
-        baseline_episodes=0,
-        auxiliary_epochs=1,
-        auxiliary_warmup_epochs=0,
-        auxiliary_learning_rate=0.003,
-        ppo=dict(n_steps=16, batch_size=16, n_epochs=1),
+    config = _tiny_run_config(
+        auxiliary_epochs=1, auxiliary_warmup_epochs=0, auxiliary_learning_rate=0.003
     )
 
     def adam_steps(out):
