@@ -33,6 +33,7 @@ __all__ = [
     "TextFeaturesExtractor",
     "cpu_supports_bf16",
     "is_pretrained_module",
+    "layer_indices",
     "text_layout",
 ]
 
@@ -418,31 +419,43 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         return torch.cat(parts, dim=1)
 
 
-def _check_layers(layers: Sequence[int] | None, num_layers: int) -> tuple[int, ...] | None:
-    """Validate ``layers`` against an encoder with ``num_layers`` transformer layers."""
+def layer_indices(layers: Sequence[int] | None) -> tuple[int, ...] | None:
+    """``layers`` as a tuple of ints (``None`` stays ``None``), for any encoder.
+
+    Raises:
+        TypeError: When ``layers`` is not a sequence of integers.
+        ValueError: When it is empty.
+    """
     if layers is None:
         return None
     if isinstance(layers, str | bytes) or not isinstance(layers, Sequence):
         raise TypeError(
             f"layers must be a list of hidden-state indices (e.g. [-1, 3]) or None, got {layers!r}."
         )
-    values = []
     for layer in layers:
         if isinstance(layer, bool) or not isinstance(layer, int | np.integer):
             raise TypeError(f"layers must hold integers, got {layer!r} in {list(layers)!r}.")
-        if not -(num_layers + 1) <= int(layer) <= num_layers:
+    if not layers:
+        raise ValueError("layers is empty; pass None to pool the last layer only.")
+    return tuple(int(layer) for layer in layers)
+
+
+def _check_layers(layers: Sequence[int] | None, num_layers: int) -> tuple[int, ...] | None:
+    """:func:`layer_indices`, checked against an encoder with ``num_layers`` layers."""
+    values = layer_indices(layers)
+    if values is None:
+        return None
+    for layer in values:
+        if not -(num_layers + 1) <= layer <= num_layers:
             raise ValueError(
-                f"layers = {list(layers)!r}: {layer} is out of range for an encoder with "
+                f"layers = {list(values)!r}: {layer} is out of range for an encoder with "
                 f"{num_layers} layers; use 0 (the embeddings) to {num_layers} (the last layer), "
                 f"or -1 to -{num_layers + 1} counted from the end."
             )
-        values.append(int(layer))
-    if not values:
-        raise ValueError("layers is empty; pass None to pool the last layer only.")
     canonical = [v % (num_layers + 1) for v in values]
     if len(set(canonical)) != len(canonical):
-        raise ValueError(f"layers = {values!r} names the same hidden state twice.")
-    return tuple(values)
+        raise ValueError(f"layers = {list(values)!r} names the same hidden state twice.")
+    return values
 
 
 def _add_lora(model: nn.Module, r: int, alpha: int, dropout: float, targets: str) -> nn.Module:

@@ -142,21 +142,19 @@ class TrainConfig:
             raise ConfigError(
                 f"encoder_mode = {self.encoder_mode!r}; expected 'frozen', 'lora' or 'full'"
             )
-        from rlagent.encoders.extractor import POOLINGS
+        from rlagent.encoders.extractor import POOLINGS, layer_indices
 
         if self.pooling not in POOLINGS:
             raise ConfigError(
                 f"pooling = {self.pooling!r}; expected one of {', '.join(map(repr, POOLINGS))}"
             )
-        if self.encoder_layers is not None and (
-            not isinstance(self.encoder_layers, list | tuple)
-            or not self.encoder_layers
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in self.encoder_layers)
-        ):
+        try:
+            layer_indices(self.encoder_layers)
+        except (TypeError, ValueError) as err:
             raise ConfigError(
                 f"encoder_layers = {self.encoder_layers!r}; expected a non-empty list of "
-                "hidden-state indices such as [-1, 3], or null for the last layer only"
-            )
+                f"hidden-state indices such as [-1, 3], or null for the last layer only ({err})"
+            ) from None
         resolve_schedules(self.ppo)  # raises ConfigError for a malformed schedule
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device = {self.device!r}; expected 'auto', 'cpu' or 'cuda'")
