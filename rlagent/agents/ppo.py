@@ -350,7 +350,9 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
                 f"{ACTION_MASK_KEY!r} (rlagent.wrappers.ActionMaskObservation)."
             )
 
-    def _masked(self, distribution: Distribution, obs: dict[str, torch.Tensor]) -> Distribution:
+    def masked_distribution(
+        self, distribution: Distribution, obs: dict[str, torch.Tensor]
+    ) -> Distribution:
         """``distribution`` with the actions the observation's mask forbids at zero probability."""
         if self.action_mask is None:
             return distribution
@@ -378,7 +380,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         if self.action_mask is None:
             return super().forward(obs, deterministic)
         latent_pi, latent_vf = self._latents(obs)
-        distribution = self._masked(self._get_action_dist_from_latent(latent_pi), obs)
+        distribution = self.masked_distribution(self._get_action_dist_from_latent(latent_pi), obs)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         actions = actions.reshape((-1, *self.action_space.shape))
@@ -391,12 +393,12 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         if self.action_mask is None:
             return super().evaluate_actions(obs, actions)
         latent_pi, latent_vf = self._latents(obs)
-        distribution = self._masked(self._get_action_dist_from_latent(latent_pi), obs)
+        distribution = self.masked_distribution(self._get_action_dist_from_latent(latent_pi), obs)
         return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: dict[str, torch.Tensor]) -> Distribution:
         """The action distribution (with the action mask applied)."""
-        return self._masked(super().get_distribution(obs), obs)
+        return self.masked_distribution(super().get_distribution(obs), obs)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -164,17 +164,24 @@ def _make_evaluator(
     spec = getattr(policy, "rlagent_spec", None)
     if spec is not None:
         from rlagent.agents import observation_function
-        from rlagent.wrappers import PRIVILEGED_KEY
+        from rlagent.wrappers import ACTION_MASK_KEY, PRIVILEGED_KEY
 
         preprocess = observation_function(env.unwrapped, policy)
         # A critic trained on scaled rewards predicts scaled returns.
         value_scale = 1.0 / float(spec.get("reward_scale", 1.0))
-        if spec.get("privileged_critic"):
-            # The critic reads the simulated state's hidden features: the true ones with
-            # oracle=True, a belief particle's otherwise (the mean of the particles at the root).
+        privileged = bool(spec.get("privileged_critic"))
+        masked = bool(spec.get("action_masks"))
+        if privileged or masked:
+            # Entries of the simulated state, not of the real env's current one: its hidden
+            # features for a privileged critic (the true ones with oracle=True, a belief
+            # particle's otherwise, the particles' mean at the root), and its action mask.
             def observe(state: Any) -> Any:
-                obs = planning_model.observe(state)
-                return {**obs, PRIVILEGED_KEY: planning_model.privileged(state)}
+                obs = dict(planning_model.observe(state))
+                if privileged:
+                    obs[PRIVILEGED_KEY] = planning_model.privileged(state)
+                if masked:
+                    obs[ACTION_MASK_KEY] = planning_model.action_mask(state)
+                return obs
 
     return PolicyEvaluator(policy, observe, preprocess=preprocess, value_scale=value_scale)
 

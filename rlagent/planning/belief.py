@@ -229,3 +229,7 @@ class BeliefModel:
         if state.__class__ is _BeliefRoot:
             return np.mean([self.model.privileged(p) for p in self._particles], axis=0)
         return self.model.privileged(state)
+
+    def action_mask(self, state: Any) -> Any:
+        """The model's action mask in ``state`` (observable: the same for every particle)."""
+        return self.model.action_mask(self._resolve(state, None))

@@ -143,6 +143,26 @@ class EnvModel:
         """The environment's ``privileged_features(state)`` (hidden state, for a critic)."""
         return self.env.privileged_features(state)
 
+    def action_mask(self, state: Any) -> np.ndarray:
+        """The environment's ``action_masks()`` in ``state``, as float32 (1 allowed, 0 not).
+
+        What a policy trained with action masks reads in its ``"action_mask"`` entry; the
+        planner still searches every action, and the masked policy gives the forbidden ones
+        no prior.
+
+        Raises:
+            PlanningStateError: The environment has no ``action_masks()`` method.
+        """
+        env = self.env
+        masks = getattr(env, "action_masks", None)
+        if not callable(masks):
+            raise PlanningStateError(
+                f"EnvModel.action_mask: {type(env).__name__} has no action_masks() method, "
+                "which a policy trained with action masks reads."
+            )
+        env.set_state(state)
+        return np.asarray(masks(), dtype=np.float32).reshape(-1)
+
     def to_env_action(self, index: int) -> Any:
         """The environment action of a planning index (an ``int`` or a numpy array)."""
         return self._table[int(index)]

@@ -110,5 +110,8 @@ def _actor_critic(policy: Any, obs: Any) -> tuple[Any, Any]:
         pi_features, vf_features = features
         latent_pi = policy.mlp_extractor.forward_actor(pi_features)
         latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-    distribution = policy._get_action_dist_from_latent(latent_pi).distribution
-    return distribution, policy.value_net(latent_vf)
+    distribution = policy._get_action_dist_from_latent(latent_pi)
+    masked = getattr(policy, "masked_distribution", None)
+    if masked is not None:  # a policy trained with action masks: forbidden actions get 0
+        distribution = masked(distribution, obs)
+    return distribution.distribution, policy.value_net(latent_vf)

@@ -281,6 +281,48 @@ def test_planning_values_undo_the_reward_scale_the_critic_was_trained_with():
     assert agent.evaluator.value_scale == pytest.approx(20.0)
 
 
+@pytest.mark.parametrize("oracle", [True, False])
+def test_a_masked_model_reads_the_simulated_states_mask(oracle):
+    pytest.importorskip("transformers")
+    from rlagent.agents import make_ppo
+
+    env = gym.make("rlagent/CustomerService-v0")
+    ppo = make_ppo(
+        env,
+        encoder="tiny-random",
+        n_envs=1,
+        seed=0,
+        device="cpu",
+        action_masks=True,
+        n_steps=16,
+        batch_size=16,
+    )
+    base = env.unwrapped
+    for seed in range(50):  # a customer who stays after a wrong resolution
+        _, info = env.reset(seed=seed)
+        start = base.get_state()
+        wrong = (base.groups.index(info["group"]) + 1) % len(base.groups)
+        _, _, terminated, truncated, _ = env.step(wrong)
+        if not (terminated or truncated):
+            break
+    rejected = base.get_state()
+    base.set_state(start)  # the real env is back at the start: nothing is masked there
+    assert base.action_masks().all() and not EnvModel(env).action_mask(rejected)[wrong]
+    agent = make_planning_agent(ppo, env, simulations=4, seed=0, oracle=oracle)
+    rng = np.random.default_rng(0)
+    priors, _ = agent.evaluator.evaluate(rejected, rng)
+    assert priors[wrong] < 1e-6 and sum(priors) == pytest.approx(1.0, abs=1e-5)
+    priors, _ = agent.evaluator.evaluate(start, rng)
+    assert min(priors) > 1e-3  # an untrained policy spreads its priors
+
+
+def test_env_model_action_mask_needs_the_envs_method():
+    env = GuessEnv()
+    env.reset(seed=0)
+    with pytest.raises(PlanningStateError, match=re.escape("has no action_masks() method")):
+        EnvModel(env).action_mask(env.get_state())
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_particle_belief_on_bundled_envs_matches_the_observations(env_id):
     env = gym.make(env_id)
