@@ -305,6 +305,8 @@ def test_a_masked_model_reads_the_simulated_states_mask(oracle):
         _, _, terminated, truncated, _ = env.step(wrong)
         if not (terminated or truncated):
             break
+    else:
+        pytest.fail("every customer left after a wrong resolution")
     rejected = base.get_state()
     base.set_state(start)  # the real env is back at the start: nothing is masked there
     assert base.action_masks().all() and not EnvModel(env).action_mask(rejected)[wrong]
