@@ -45,6 +45,7 @@ def main() -> int:
     if args.quick:
         overrides.update(
             encoder="tiny-random",
+            encoder_layers=[-1],  # tiny-random has 2 layers; the bundled config also pools layer 3
             n_envs=2,
             eval_freq=0,
             eval_episodes=3,

@@ -25,6 +25,7 @@ def main() -> None:
 
     quick = dict(
         encoder="tiny-random",
+        encoder_layers=[-1],  # tiny-random has 2 layers; the bundled config also pools layer 3
         n_envs=2,
         eval_freq=0,
         eval_episodes=5,

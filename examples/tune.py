@@ -35,6 +35,7 @@ def main() -> None:
     if args.quick:
         settings = dict(
             encoder="tiny-random",
+            encoder_layers=[-1],  # tiny-random has 2 layers; the bundled config also pools layer 3
             n_envs=1,
             eval_episodes=3,
             device="cpu",

@@ -43,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="run directory (default runs/<env>)")
     train.add_argument("--encoder", help="default | tiny-random | local folder | hub id")
     train.add_argument("--encoder-mode", choices=["frozen", "lora", "full"])
+    train.add_argument(
+        "--encoder-layers",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="hidden states to pool per segment, e.g. -1 3 (0 is the embeddings, -1 the last "
+        "layer); -1 alone for an encoder with fewer layers than the config names",
+    )
     train.add_argument("--n-envs", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -100,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     tune.add_argument("--pruner", choices=["median", "halving", "none"], default="median")
     tune.add_argument("--encoder")
+    tune.add_argument("--encoder-layers", type=int, nargs="+", metavar="N")
     tune.add_argument("--n-envs", type=int)
     tune.add_argument("--device", choices=["auto", "cpu", "cuda"])
     tune.add_argument("--config", help="YAML file of settings overriding the env's defaults")
@@ -127,6 +136,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         n_timesteps=args.timesteps,
         encoder=args.encoder,
         encoder_mode=args.encoder_mode,
+        encoder_layers=args.encoder_layers,
         n_envs=args.n_envs,
         seed=args.seed,
         device=args.device,
@@ -253,6 +263,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         pruner=args.pruner,
         encoder=args.encoder,
+        encoder_layers=args.encoder_layers,
         seed=args.seed,
         eval_episodes=args.eval_episodes,
         out_dir=args.out,

@@ -90,3 +90,35 @@ def test_bench_env_reports_every_bundled_env(capsys):
 def test_evaluate_without_env_for_a_baseline_is_a_clear_error(capsys):
     assert main(["evaluate", "random", "--episodes", "1"]) == 2
     assert "--env is required for a baseline agent" in capsys.readouterr().err
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_train_passes_encoder_layers_to_the_config(monkeypatch, tmp_path):
+    import rlagent.training
+
+    seen = {}
+
+    def fake_train(config, *args, **kwargs):
+        seen["layers"] = config.encoder_layers
+        raise _Stop
+
+    monkeypatch.setattr(rlagent.training, "train", fake_train)
+    base = ["train", "--env", "rlagent/CustomerService-v0", "--out", str(tmp_path / "run")]
+    with pytest.raises(_Stop):
+        main([*base, "--encoder", "tiny-random", "--encoder-layers", "-1"])
+    assert list(seen["layers"]) == [-1]
+    with pytest.raises(_Stop):
+        main(base)
+    assert list(seen["layers"]) == [-1, 3]  # the bundled config's
+
+
+def test_layers_the_encoder_lacks_are_a_clear_error():
+    from rlagent.agents import make_ppo
+
+    with pytest.raises(ValueError, match="3 is out of range.*--encoder-layers"):
+        make_ppo(
+            "rlagent/CustomerService-v0", encoder="tiny-random", encoder_layers=[-1, 3], n_envs=1
+        )

@@ -14,6 +14,8 @@ columns zeroed (and the critic reads them only with ``privileged_critic``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,13 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["AuxiliaryBottleneck", "AuxiliaryLoss", "AuxiliaryTargetsError", "auxiliary_loss"]
+
+# Belief noise: each logit gets sum_k sin(<w_k, features>) * sqrt(2 / K) (unit variance), with
+# K random directions w_k of this scale, so the phases spread over many periods between any
+# two observations and the perturbation behaves like independent noise per observation.
+_NOISE_WAVES = 4
+_NOISE_FREQUENCY = 100.0
+_NOISE_HASH_SEED = 0  # the directions are part of the hash, not a random draw of the run
 
 
 class AuxiliaryTargetsError(ValueError):
@@ -201,6 +210,17 @@ class AuxiliaryBottleneck(nn.Module):
     training wording, where an MLP over thousands of embedding columns can fit cues of the
     training phrasings that do not carry over. The critic is the wrapped extractor's.
 
+    On wording it was fitted to the probe is sure of itself; on unseen wording it is often
+    unsure (a vague request it reads as 70% specific), and an actor that only ever read sure
+    predictions has not learnt what to do then. ``belief_noise`` perturbs the logits the
+    actor reads during training, so that it meets unsure predictions whose truth the env
+    knows, and learns to ask or apologise when unsure instead of acting on a guess. The
+    perturbation has standard deviation ``belief_noise`` (in logits) and is a fixed function
+    of the observation, so PPO's rollout and update see the same one and its probability
+    ratios stay exact. It is on only inside :meth:`noisy` (the policy's ``forward`` and
+    ``evaluate_actions``, the passes that collect rollouts and train); ``predict``,
+    evaluation and planning read the probe as it is.
+
     Args:
         base: The (masked) MLP extractor; its critic path is used as is.
         features_dim: Width of the features vector.
@@ -209,6 +229,8 @@ class AuxiliaryBottleneck(nn.Module):
         n_targets: Number of auxiliary targets.
         net_arch: Hidden layer sizes of the actor's MLP.
         activation_fn: Activation class of the actor's MLP.
+        belief_noise: Standard deviation of the training perturbation of the logits the actor
+            reads (0: none).
     """
 
     def __init__(
@@ -220,9 +242,22 @@ class AuxiliaryBottleneck(nn.Module):
         n_targets: int,
         net_arch: list[int],
         activation_fn: type[nn.Module],
+        belief_noise: float = 0.0,
     ) -> None:
         super().__init__()
+        if not belief_noise >= 0:
+            raise AuxiliaryTargetsError(
+                f"policy_kwargs['belief_noise'] = {belief_noise!r}: expected a standard "
+                "deviation >= 0 (in logits; 0 turns the training perturbation off)."
+            )
         self.base = base
+        self.belief_noise = float(belief_noise)
+        self._noisy = False
+        if self.belief_noise > 0:  # a fixed hash of the observation, the same in every model
+            generator = torch.Generator().manual_seed(_NOISE_HASH_SEED)
+            shape = (_NOISE_WAVES, int(n_targets), int(features_dim))
+            directions = torch.randn(shape, generator=generator) * _NOISE_FREQUENCY
+            self.register_buffer("noise_directions", directions, persistent=False)
         self.head = nn.Linear(int(features_dim), int(n_targets))
         sizes = [int(n) for n in net_arch]
         width = int(n_targets) + len(numeric_columns)
@@ -242,9 +277,29 @@ class AuxiliaryBottleneck(nn.Module):
         """``(latent_pi, latent_vf)``."""
         return self.forward_actor(features), self.forward_critic(features)
 
+    @contextmanager
+    def noisy(self) -> Iterator[None]:
+        """Perturb the actor's beliefs inside this block (when ``belief_noise > 0``)."""
+        previous, self._noisy = self._noisy, True
+        try:
+            yield
+        finally:
+            self._noisy = previous
+
+    def belief_perturbation(self, features: torch.Tensor) -> torch.Tensor:
+        """The ``[B, n_targets]`` logit perturbation of each observation (zeros without noise)."""
+        if self.belief_noise == 0:
+            return features.new_zeros(features.shape[0], self.head.out_features)
+        phases = torch.einsum("bf,ktf->bkt", features * self.keep, self.noise_directions)
+        scale = self.belief_noise * (2.0 / _NOISE_WAVES) ** 0.5
+        return torch.sin(phases).sum(dim=1) * scale
+
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
         """The actor's latent from the predicted targets and the readable numeric entries."""
-        beliefs = torch.sigmoid(self.predict(features)).detach()
+        logits = self.predict(features).detach()
+        if self._noisy and self.belief_noise > 0:
+            logits = logits + self.belief_perturbation(features)
+        beliefs = torch.sigmoid(logits)
         numeric = features.index_select(1, self.numeric_columns)
         return self.actor(torch.cat([beliefs, numeric], dim=1))
 

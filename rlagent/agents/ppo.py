@@ -14,6 +14,7 @@ import math
 import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Any
 
@@ -123,7 +124,9 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
     entry; the critic reads it only if it is also in ``critic_only``. With
     ``auxiliary_bottleneck=True`` the head sits on the features instead, and the actor reads
     only its predicted probabilities and the numeric entries
-    (:class:`rlagent.agents.AuxiliaryBottleneck`).
+    (:class:`rlagent.agents.AuxiliaryBottleneck`); ``belief_noise=sigma`` perturbs the
+    predictions it reads while collecting rollouts and training (never when predicting), so
+    that it learns what to do when the probe is unsure.
 
     ``action_mask="<key>"`` names a numeric entry holding one value per action (1 allowed, 0
     not; see :class:`rlagent.wrappers.ActionMaskObservation`): masked actions get zero
@@ -140,6 +143,8 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         critic_only: Numeric entries for the critic only (e.g. ``["privileged"]``).
         auxiliary_targets: A numeric entry for the actor's auxiliary head to predict.
         auxiliary_bottleneck: Let the actor read the auxiliary predictions instead of the text.
+        belief_noise: Standard deviation (in logits) of the training perturbation of the
+            predictions a bottleneck actor reads; needs ``auxiliary_bottleneck``.
         action_mask: A numeric entry of allowed actions that masks the action distribution.
         **kwargs: Keyword arguments of SB3's ``MultiInputActorCriticPolicy``.
     """
@@ -154,6 +159,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         shorter_slates: bool = False,
         auxiliary_targets: str | None = None,
         auxiliary_bottleneck: bool = False,
+        belief_noise: float = 0.0,
         action_mask: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -168,6 +174,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         self.auxiliary_targets = None if auxiliary_targets is None else str(auxiliary_targets)
         self.auxiliary_head: nn.Linear | None = None
         self.auxiliary_bottleneck = bool(auxiliary_bottleneck)
+        self.belief_noise = float(belief_noise)
         self.action_mask = None if action_mask is None else str(action_mask)
         super().__init__(*args, **kwargs)
         if self.action_mask is not None:
@@ -189,11 +196,18 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             shorter_slates=self.shorter_slates,
             auxiliary_targets=self.auxiliary_targets,
             auxiliary_bottleneck=self.auxiliary_bottleneck,
+            belief_noise=self.belief_noise,
             action_mask=self.action_mask,
         )
         return data
 
     def _build_mlp_extractor(self) -> None:
+        if self.belief_noise and not self.auxiliary_bottleneck:
+            raise AuxiliaryTargetsError(
+                f"policy_kwargs['belief_noise'] = {self.belief_noise!r} perturbs the predictions "
+                "a bottleneck actor reads; set policy_kwargs['auxiliary_bottleneck'] = True too "
+                "(or drop belief_noise)."
+            )
         super()._build_mlp_extractor()
         self._build_candidate_extractor()
         critic_only = self.critic_only or []
@@ -250,6 +264,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             size,
             list(pi_arch),
             self.activation_fn,
+            belief_noise=self.belief_noise,
         )
 
     def auxiliary_logits(self, features: torch.Tensor) -> torch.Tensor:
@@ -373,10 +388,22 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
             self.mlp_extractor.forward_critic(vf_features),
         )
 
+    def _training_pass(self) -> AbstractContextManager[None]:
+        """The bottleneck's belief noise, on for the passes that collect rollouts and train."""
+        if isinstance(self.mlp_extractor, AuxiliaryBottleneck):
+            return self.mlp_extractor.noisy()
+        return nullcontext()
+
     def forward(
         self, obs: dict[str, torch.Tensor], deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Actions, values and log-probabilities (SB3's, with the action mask applied)."""
+        with self._training_pass():
+            return self._forward(obs, deterministic)
+
+    def _forward(
+        self, obs: dict[str, torch.Tensor], deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.action_mask is None:
             return super().forward(obs, deterministic)
         latent_pi, latent_vf = self._latents(obs)
@@ -390,11 +417,13 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         self, obs: dict[str, torch.Tensor], actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Values, log-probabilities and entropy of ``actions`` (with the action mask applied)."""
-        if self.action_mask is None:
-            return super().evaluate_actions(obs, actions)
-        latent_pi, latent_vf = self._latents(obs)
-        distribution = self.masked_distribution(self._get_action_dist_from_latent(latent_pi), obs)
-        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
+        with self._training_pass():
+            if self.action_mask is None:
+                return super().evaluate_actions(obs, actions)
+            latent_pi, latent_vf = self._latents(obs)
+            distribution = self._get_action_dist_from_latent(latent_pi)
+            distribution = self.masked_distribution(distribution, obs)
+            return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: dict[str, torch.Tensor]) -> Distribution:
         """The action distribution (with the action mask applied)."""

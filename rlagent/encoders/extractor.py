@@ -450,7 +450,8 @@ def _check_layers(layers: Sequence[int] | None, num_layers: int) -> tuple[int, .
             raise ValueError(
                 f"layers = {list(values)!r}: {layer} is out of range for an encoder with "
                 f"{num_layers} layers; use 0 (the embeddings) to {num_layers} (the last layer), "
-                f"or -1 to -{num_layers + 1} counted from the end."
+                f"or -1 to -{num_layers + 1} counted from the end (in a training config: "
+                "encoder_layers, or --encoder-layers for rlagent train)."
             )
     canonical = [v % (num_layers + 1) for v in values]
     if len(set(canonical)) != len(canonical):

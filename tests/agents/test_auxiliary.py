@@ -259,7 +259,7 @@ class PickColourEnv(ColourEnv):
         return self._obs(), float(action == self.colour), True, False, {}
 
 
-def _bottleneck_model(env=ColourEnv, **kwargs):
+def _bottleneck_model(env=ColourEnv, belief_noise=0.0, **kwargs):
     return make_ppo(
         env,
         encoder="tiny-random",
@@ -267,7 +267,11 @@ def _bottleneck_model(env=ColourEnv, **kwargs):
         seed=0,
         max_length=8,
         auxiliary_targets=True,
-        policy_kwargs={"auxiliary_bottleneck": True, "net_arch": [16]},
+        policy_kwargs={
+            "auxiliary_bottleneck": True,
+            "net_arch": [16],
+            "belief_noise": belief_noise,
+        },
         learning_rate=3e-3,
         **SMALL,
         **kwargs,
@@ -395,5 +399,71 @@ def test_a_bottleneck_cannot_replace_the_candidate_scoring_head():
             env_kwargs=dict(n_candidates=4, slate_size=2),
             auxiliary_targets=True,
             policy_kwargs={"candidates": "candidates", "auxiliary_bottleneck": True},
+            **SMALL,
+        )
+
+
+def _noisy_model(belief_noise=2.0):
+    return _bottleneck_model(PickColourEnv, belief_noise=belief_noise)
+
+
+def _colour_batch(model):
+    env = PickColourEnv()
+    convert = rlagent.agents.observation_function(env, model)
+    observations = []
+    for colour in range(2):
+        env.colour = colour
+        observations.append(convert(env._obs()))
+    batch = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+    return model.policy.obs_to_tensor(batch)[0]
+
+
+def test_belief_noise_perturbs_training_passes_only_and_the_same_way_each_time():
+    model = _noisy_model()
+    policy = model.policy
+    obs = _colour_batch(model)
+    actions = torch.tensor([0, 1])
+    with torch.no_grad():
+        clean = policy.get_distribution(obs).distribution.log_prob(actions)
+        _, noisy, _ = policy.evaluate_actions(obs, actions)
+        _, again, _ = policy.evaluate_actions(obs, actions)
+        features = policy.extract_features(obs, policy.pi_features_extractor)
+        shift = policy.mlp_extractor.belief_perturbation(features)
+    torch.testing.assert_close(again, noisy)  # rollout and update see the same perturbation
+    assert shift.abs().min() > 1e-3 and not torch.allclose(noisy, clean)
+    # Predicting, evaluating and planning read the probe as it is.
+    with torch.no_grad():
+        _, plain, _ = _noisy_model(0.0).policy.evaluate_actions(obs, actions)
+    torch.testing.assert_close(plain, clean)
+
+
+def test_belief_noise_has_the_requested_spread_and_is_saved(tmp_path):
+    model = _noisy_model(3.0)
+    extractor = model.policy.mlp_extractor
+    features = torch.rand(4000, model.policy.features_extractor.features_dim)
+    shift = extractor.belief_perturbation(features)
+    assert shift.shape == (4000, 2)
+    assert abs(shift.mean().item()) < 0.2 and 2.7 < shift.std().item() < 3.3
+    model.save(tmp_path / "model.zip")
+    loaded = rlagent.agents.load(tmp_path / "model.zip")
+    assert loaded.policy.belief_noise == 3.0
+    torch.testing.assert_close(loaded.policy.mlp_extractor.belief_perturbation(features), shift)
+
+
+@pytest.mark.parametrize(
+    ("policy_kwargs", "match"),
+    [
+        ({"belief_noise": 1.0}, "set policy_kwargs\\['auxiliary_bottleneck'\\] = True"),
+        ({"auxiliary_bottleneck": True, "belief_noise": -1.0}, "standard deviation >= 0"),
+    ],
+)
+def test_bad_belief_noise_is_rejected(policy_kwargs, match):
+    with pytest.raises(AuxiliaryTargetsError, match=match):
+        make_ppo(
+            ColourEnv,
+            encoder="tiny-random",
+            n_envs=1,
+            auxiliary_targets=True,
+            policy_kwargs=policy_kwargs,
             **SMALL,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,8 @@ class TuneConfig:
         sampler: ``"tpe"`` or ``"random"``.
         pruner: ``"median"``, ``"halving"`` (successive halving) or ``"none"``.
         encoder: Encoder name or folder for every trial (default: the env config's).
+        encoder_layers: Hidden states every trial pools (default: the env config's); ``[-1]``
+            for an encoder with fewer layers than the config names.
         seed: Seeds every trial's training (the same for all trials, so that they differ only
             by their hyperparameters) and the sampler. With a shared ``storage`` the sampler's
             seed also mixes in the process id and the number of trials already in the study,
@@ -143,6 +145,7 @@ class TuneConfig:
     sampler: str = "tpe"
     pruner: str = "median"
     encoder: str | None = None
+    encoder_layers: Sequence[int] | None = None
     seed: int = 0
     eval_episodes: int | None = None
     out_dir: str | None = None

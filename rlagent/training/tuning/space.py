@@ -28,6 +28,7 @@ def base_train_config(config: TuneConfig) -> TrainConfig:
         env_kwargs=dict(config.env_kwargs),
         n_timesteps=config.timesteps,
         encoder=config.encoder,
+        encoder_layers=None if config.encoder_layers is None else list(config.encoder_layers),
         eval_episodes=config.eval_episodes,
         n_envs=config.n_envs,
         device=config.device,
