@@ -78,15 +78,21 @@ def _head_logits(model, obs):
         return policy.auxiliary_head(policy.mlp_extractor.forward_actor(features)).numpy()[0]
 
 
-def _predictions(model):
-    """The auxiliary head's probabilities for each colour, with the privileged entry zeroed."""
-    env = ColourEnv()
+def _colour_observations(model, env_cls=None):
+    """The model's observations of each colour, in colour order."""
+    env = (env_cls or ColourEnv)()
     convert = rlagent.agents.observation_function(env, model)
-    out = []
+    observations = []
     for colour in range(2):
         env.colour = colour
-        out.append(1 / (1 + np.exp(-_head_logits(model, convert(env._obs())))))
-    return np.array(out)
+        observations.append(convert(env._obs()))
+    return observations
+
+
+def _predictions(model):
+    """The auxiliary head's probabilities for each colour, with the privileged entry zeroed."""
+    logits = [_head_logits(model, obs) for obs in _colour_observations(model)]
+    return 1 / (1 + np.exp(-np.array(logits)))
 
 
 def test_auxiliary_loss_teaches_the_actor_what_the_reward_does_not():
@@ -202,6 +208,7 @@ def _tiny_run_config(**changes):
     return load_config(
         "rlagent/CustomerService-v0",
         encoder="tiny-random",
+        encoder_layers=[-1],  # tiny-random has 2 layers; the bundled config also pools layer 3
         n_timesteps=64,
         n_envs=2,
         eval_freq=0,
@@ -408,12 +415,7 @@ def _noisy_model(belief_noise=2.0):
 
 
 def _colour_batch(model):
-    env = PickColourEnv()
-    convert = rlagent.agents.observation_function(env, model)
-    observations = []
-    for colour in range(2):
-        env.colour = colour
-        observations.append(convert(env._obs()))
+    observations = _colour_observations(model, PickColourEnv)
     batch = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
     return model.policy.obs_to_tensor(batch)[0]
 
