@@ -287,7 +287,7 @@ def test_no_pruner_completes_every_trial(tmp_path, fake_train):
 
 
 def test_results_files(tmp_path, fake_train):
-    summary = tune(tiny_tune(tmp_path, sampler="random"))
+    summary = tune(tiny_tune(tmp_path, sampler="random", encoder_layers=[-1]))
     files = summary["files"]
     for key in ("summary_json", "summary_md", "plot", "config"):
         assert Path(files[key]).is_file(), key
@@ -302,6 +302,9 @@ def test_results_files(tmp_path, fake_train):
 
     config = load_config(ENV_ID, config_file=files["config"])
     assert config.ppo["n_steps"] == summary["best_trial"]["params"]["n_steps"]
+    # ... with the encoder layers the trials pooled.
+    assert list(config.encoder_layers) == [-1]
+    assert {tuple(c.encoder_layers) for _, c in fake_train.calls} == {(-1,)}
 
 
 def test_every_trial_failing_is_an_error(tmp_path, monkeypatch):

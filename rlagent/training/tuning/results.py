@@ -224,13 +224,16 @@ def _summarise(
     }
     if best is not None:
         # What defines the trial's training besides the budget: its sampled settings, and the
-        # env count and encoder its batch size and features were tuned with.
+        # env count and encoder (and its pooled layers) its batch size and features were tuned
+        # with.
         settings = {
             "n_envs": base.n_envs,
             "encoder": base.encoder,
             "encoder_mode": base.encoder_mode,
             **params_to_overrides(best["params"], base),
         }
+        if base.encoder_layers is not None:
+            settings["encoder_layers"] = [int(layer) for layer in base.encoder_layers]
         summary["best_trial"] = {
             "number": best["number"],
             "value": best["value"],
