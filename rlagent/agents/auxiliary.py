@@ -14,7 +14,7 @@ columns zeroed (and the critic reads them only with ``privileged_critic``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -198,6 +198,50 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
+def belief_noise_spec(value: Any, n_targets: int | None = None) -> float | tuple[float, ...]:
+    """Check a ``belief_noise`` setting: one standard deviation, or one per target.
+
+    Args:
+        value: A number, or a sequence of numbers (one per auxiliary target).
+        n_targets: Number of targets a sequence must match; ``None`` skips that check.
+
+    Returns:
+        The setting as a float or a tuple of floats.
+
+    Raises:
+        AuxiliaryTargetsError: On a negative or non-numeric value, or a sequence of the wrong
+            length.
+    """
+    fix = (
+        "expected a standard deviation >= 0 in logits (0 turns the training perturbation "
+        "off), or a list of them with one per auxiliary target"
+    )
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        values, single = [value], True
+    else:
+        values, single = list(value), False
+    try:
+        floats = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        floats = ()
+    if not floats or not all(v >= 0 for v in floats):
+        raise AuxiliaryTargetsError(f"policy_kwargs['belief_noise'] = {value!r}: {fix}.")
+    if single:
+        return floats[0]
+    if n_targets is not None and len(floats) != n_targets:
+        raise AuxiliaryTargetsError(
+            f"policy_kwargs['belief_noise'] has {len(floats)} values for {n_targets} auxiliary "
+            f"targets: {fix} (the targets are the entries of the observation's auxiliary "
+            "targets, e.g. the env's privileged_features(), in order)."
+        )
+    return floats
+
+
+def belief_noise_is_on(value: float | tuple[float, ...]) -> bool:
+    """Whether a :func:`belief_noise_spec` setting perturbs anything."""
+    return any(v > 0 for v in value) if isinstance(value, tuple) else value > 0
+
+
 class AuxiliaryBottleneck(nn.Module):
     """An actor that reads its predictions of the hidden state instead of the text.
 
@@ -215,10 +259,11 @@ class AuxiliaryBottleneck(nn.Module):
     predictions has not learnt what to do then. ``belief_noise`` perturbs the logits the
     actor reads during training, so that it meets unsure predictions whose truth the env
     knows, and learns to ask or apologise when unsure instead of acting on a guess. The
-    perturbation has standard deviation ``belief_noise`` (in logits) and is a fixed function
-    of the observation, so PPO's rollout and update see the same one and its probability
-    ratios stay exact. It is on only inside :meth:`noisy` (the policy's ``forward`` and
-    ``evaluate_actions``, the passes that collect rollouts and train); ``predict``,
+    perturbation has standard deviation ``belief_noise`` (in logits; a sequence gives each
+    target its own, in the order of the targets) and is a fixed function of the observation,
+    so PPO's rollout and update see the same one and its probability ratios stay exact. It is
+    on only inside :meth:`noisy` (the policy's ``forward`` and ``evaluate_actions``, the
+    passes that collect rollouts and train); ``predict``,
     evaluation and planning read the probe as it is.
 
     Args:
@@ -230,7 +275,7 @@ class AuxiliaryBottleneck(nn.Module):
         net_arch: Hidden layer sizes of the actor's MLP.
         activation_fn: Activation class of the actor's MLP.
         belief_noise: Standard deviation of the training perturbation of the logits the actor
-            reads (0: none).
+            reads (0: none), one for all targets or one per target.
     """
 
     def __init__(
@@ -242,22 +287,20 @@ class AuxiliaryBottleneck(nn.Module):
         n_targets: int,
         net_arch: list[int],
         activation_fn: type[nn.Module],
-        belief_noise: float = 0.0,
+        belief_noise: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__()
-        if not belief_noise >= 0:
-            raise AuxiliaryTargetsError(
-                f"policy_kwargs['belief_noise'] = {belief_noise!r}: expected a standard "
-                "deviation >= 0 (in logits; 0 turns the training perturbation off)."
-            )
         self.base = base
-        self.belief_noise = float(belief_noise)
+        self.belief_noise = belief_noise_spec(belief_noise, int(n_targets))
         self._noisy = False
-        if self.belief_noise > 0:  # a fixed hash of the observation, the same in every model
+        if self.has_belief_noise:  # a fixed hash of the observation, the same in every model
             generator = torch.Generator().manual_seed(_NOISE_HASH_SEED)
             shape = (_NOISE_WAVES, int(n_targets), int(features_dim))
             directions = torch.randn(shape, generator=generator) * _NOISE_FREQUENCY
             self.register_buffer("noise_directions", directions, persistent=False)
+            if isinstance(self.belief_noise, tuple):
+                scales = torch.tensor(self.belief_noise) * (2.0 / _NOISE_WAVES) ** 0.5
+                self.register_buffer("noise_scales", scales, persistent=False)
         self.head = nn.Linear(int(features_dim), int(n_targets))
         sizes = [int(n) for n in net_arch]
         width = int(n_targets) + len(numeric_columns)
@@ -277,6 +320,11 @@ class AuxiliaryBottleneck(nn.Module):
         """``(latent_pi, latent_vf)``."""
         return self.forward_actor(features), self.forward_critic(features)
 
+    @property
+    def has_belief_noise(self) -> bool:
+        """Whether training passes perturb the beliefs at all."""
+        return belief_noise_is_on(self.belief_noise)
+
     @contextmanager
     def noisy(self) -> Iterator[None]:
         """Perturb the actor's beliefs inside this block (when ``belief_noise > 0``)."""
@@ -288,16 +336,18 @@ class AuxiliaryBottleneck(nn.Module):
 
     def belief_perturbation(self, features: torch.Tensor) -> torch.Tensor:
         """The ``[B, n_targets]`` logit perturbation of each observation (zeros without noise)."""
-        if self.belief_noise == 0:
+        if not self.has_belief_noise:
             return features.new_zeros(features.shape[0], self.head.out_features)
         phases = torch.einsum("bf,ktf->bkt", features * self.keep, self.noise_directions)
+        if isinstance(self.belief_noise, tuple):
+            return torch.sin(phases).sum(dim=1) * self.noise_scales
         scale = self.belief_noise * (2.0 / _NOISE_WAVES) ** 0.5
         return torch.sin(phases).sum(dim=1) * scale
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
         """The actor's latent from the predicted targets and the readable numeric entries."""
         logits = self.predict(features).detach()
-        if self._noisy and self.belief_noise > 0:
+        if self._noisy and self.has_belief_noise:
             logits = logits + self.belief_perturbation(features)
         beliefs = torch.sigmoid(logits)
         numeric = features.index_select(1, self.numeric_columns)

@@ -30,7 +30,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
 from rlagent.agents.asymmetric import ActorInputMask, CriticOnlyError, critic_only_columns
-from rlagent.agents.auxiliary import AuxiliaryBottleneck, AuxiliaryTargetsError
+from rlagent.agents.auxiliary import (
+    AuxiliaryBottleneck,
+    AuxiliaryTargetsError,
+    belief_noise_is_on,
+    belief_noise_spec,
+)
 from rlagent.agents.candidates import (
     CandidateLayout,
     CandidateLayoutError,
@@ -144,7 +149,8 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         auxiliary_targets: A numeric entry for the actor's auxiliary head to predict.
         auxiliary_bottleneck: Let the actor read the auxiliary predictions instead of the text.
         belief_noise: Standard deviation (in logits) of the training perturbation of the
-            predictions a bottleneck actor reads; needs ``auxiliary_bottleneck``.
+            predictions a bottleneck actor reads, one for all targets or a list with one per
+            target; needs ``auxiliary_bottleneck``.
         action_mask: A numeric entry of allowed actions that masks the action distribution.
         **kwargs: Keyword arguments of SB3's ``MultiInputActorCriticPolicy``.
     """
@@ -159,7 +165,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         shorter_slates: bool = False,
         auxiliary_targets: str | None = None,
         auxiliary_bottleneck: bool = False,
-        belief_noise: float = 0.0,
+        belief_noise: float | Sequence[float] = 0.0,
         action_mask: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -174,7 +180,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         self.auxiliary_targets = None if auxiliary_targets is None else str(auxiliary_targets)
         self.auxiliary_head: nn.Linear | None = None
         self.auxiliary_bottleneck = bool(auxiliary_bottleneck)
-        self.belief_noise = float(belief_noise)
+        self.belief_noise = belief_noise_spec(belief_noise)
         self.action_mask = None if action_mask is None else str(action_mask)
         super().__init__(*args, **kwargs)
         if self.action_mask is not None:
@@ -202,7 +208,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         return data
 
     def _build_mlp_extractor(self) -> None:
-        if self.belief_noise and not self.auxiliary_bottleneck:
+        if belief_noise_is_on(self.belief_noise) and not self.auxiliary_bottleneck:
             raise AuxiliaryTargetsError(
                 f"policy_kwargs['belief_noise'] = {self.belief_noise!r} perturbs the predictions "
                 "a bottleneck actor reads; set policy_kwargs['auxiliary_bottleneck'] = True too "

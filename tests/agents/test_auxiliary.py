@@ -452,11 +452,39 @@ def test_belief_noise_has_the_requested_spread_and_is_saved(tmp_path):
     torch.testing.assert_close(loaded.policy.mlp_extractor.belief_perturbation(features), shift)
 
 
+def test_belief_noise_per_target_has_each_targets_spread_and_is_saved(tmp_path):
+    model = _noisy_model([1.0, 4.0])
+    features = torch.rand(4000, model.policy.features_extractor.features_dim)
+    shift = model.policy.mlp_extractor.belief_perturbation(features)
+    assert 0.9 < shift[:, 0].std().item() < 1.1 and 3.6 < shift[:, 1].std().item() < 4.4
+    # The same waves as one shared spread, scaled per target.
+    shared = _noisy_model(2.0).policy.mlp_extractor.belief_perturbation(features)
+    torch.testing.assert_close(shift, shared * torch.tensor([0.5, 2.0]))
+    model.save(tmp_path / "model.zip")
+    loaded = rlagent.agents.load(tmp_path / "model.zip")
+    assert loaded.policy.belief_noise == (1.0, 4.0)
+    torch.testing.assert_close(loaded.policy.mlp_extractor.belief_perturbation(features), shift)
+
+
+def test_belief_noise_of_zeros_is_off():
+    model = _noisy_model([0.0, 0.0])
+    obs = _colour_batch(model)
+    actions = torch.tensor([0, 1])
+    with torch.no_grad():
+        clean = model.policy.get_distribution(obs).distribution.log_prob(actions)
+        _, trained, _ = model.policy.evaluate_actions(obs, actions)
+    torch.testing.assert_close(trained, clean)
+
+
 @pytest.mark.parametrize(
     ("policy_kwargs", "match"),
     [
         ({"belief_noise": 1.0}, "set policy_kwargs\\['auxiliary_bottleneck'\\] = True"),
         ({"auxiliary_bottleneck": True, "belief_noise": -1.0}, "standard deviation >= 0"),
+        ({"auxiliary_bottleneck": True, "belief_noise": [1.0, -1.0]}, "standard deviation >= 0"),
+        ({"auxiliary_bottleneck": True, "belief_noise": "high"}, "standard deviation >= 0"),
+        ({"auxiliary_bottleneck": True, "belief_noise": []}, "standard deviation >= 0"),
+        ({"auxiliary_bottleneck": True, "belief_noise": [1.0, 2.0, 3.0]}, "3 values for 2"),
     ],
 )
 def test_bad_belief_noise_is_rejected(policy_kwargs, match):
