@@ -263,8 +263,8 @@ class AuxiliaryBottleneck(nn.Module):
     target its own, in the order of the targets) and is a fixed function of the observation,
     so PPO's rollout and update see the same one and its probability ratios stay exact. It is
     on only inside :meth:`noisy` (the policy's ``forward`` and ``evaluate_actions``, the
-    passes that collect rollouts and train); ``predict``,
-    evaluation and planning read the probe as it is.
+    passes that collect rollouts and train); ``predict``, evaluation and planning read the
+    probe as it is.
 
     Args:
         base: The (masked) MLP extractor; its critic path is used as is.
