@@ -86,6 +86,10 @@ class TrainConfig:
         checkpoint_freq: Checkpoint every this many environment steps (0: only at the end
             and on interruption).
         keep_checkpoints: How many checkpoints to keep.
+        average_checkpoints: When positive, the final ``model.zip`` holds the mean of the
+            policy weights at the end and at this many checkpoints before it (tail averaging,
+            :mod:`rlagent.training.averaging`); the checkpoints keep the last weights. Needs
+            ``keep_checkpoints`` of at least ``average_checkpoints + 1``.
         baseline_episodes: Episodes per baseline in the final report (0 skips baselines).
     """
 
@@ -116,6 +120,7 @@ class TrainConfig:
     eval_episodes: int = 50
     checkpoint_freq: int = 10_000
     keep_checkpoints: int = 3
+    average_checkpoints: int = 0
     baseline_episodes: int = 200
 
     def __post_init__(self) -> None:
@@ -127,6 +132,7 @@ class TrainConfig:
             "eval_episodes": self.eval_episodes >= 1,
             "checkpoint_freq": self.checkpoint_freq >= 0,
             "keep_checkpoints": self.keep_checkpoints >= 1,
+            "average_checkpoints": self.average_checkpoints >= 0,
             "baseline_episodes": self.baseline_episodes >= 0,
             "reward_scale": self.reward_scale > 0,
             "auxiliary_coef": self.auxiliary_coef >= 0,
@@ -155,6 +161,13 @@ class TrainConfig:
                 f"encoder_layers = {self.encoder_layers!r}; expected a non-empty list of "
                 f"hidden-state indices such as [-1, 3], or null for the last layer only ({err})"
             ) from None
+        if self.average_checkpoints >= self.keep_checkpoints:
+            raise ConfigError(
+                f"average_checkpoints = {self.average_checkpoints} averages the final weights "
+                f"with {self.average_checkpoints} earlier checkpoints, but keep_checkpoints = "
+                f"{self.keep_checkpoints} keeps only {self.keep_checkpoints - 1} besides the "
+                f"final one; set keep_checkpoints: {self.average_checkpoints + 1} or more."
+            )
         resolve_schedules(self.ppo)  # raises ConfigError for a malformed schedule
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device = {self.device!r}; expected 'auto', 'cpu' or 'cuda'")

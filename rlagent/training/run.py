@@ -22,9 +22,11 @@ from typing import Any
 
 import yaml
 
+from rlagent.training.averaging import average_policy_weights
 from rlagent.training.callbacks import EnvMetricsCallback, RunCallback, StopFlag, cache_info
 from rlagent.training.checkpoints import (
     find_latest_checkpoint,
+    list_checkpoints,
     load_checkpoint_state,
     restore_rng_state,
 )
@@ -134,6 +136,21 @@ def _evaluator(config: TrainConfig, episodes: int):
         return out
 
     return run
+
+
+def _average_final_model(config: TrainConfig, model: Any, out_dir: Path) -> dict[str, Any]:
+    """Average the policy over the last checkpoints in place; its evaluation entry."""
+    used = list_checkpoints(out_dir / "checkpoints")[-(config.average_checkpoints + 1) :]
+    if len(used) <= config.average_checkpoints:
+        logger.warning(
+            "average_checkpoints = %d, but the run has only %d checkpoint(s); averaging those.",
+            config.average_checkpoints,
+            len(used),
+        )
+    average_policy_weights(model.policy, [checkpoint.model_path for checkpoint in used])
+    result = _evaluator(config, config.eval_episodes)(model)
+    steps = [checkpoint.timesteps for checkpoint in used]
+    return {"timesteps": int(model.num_timesteps), "averaged_checkpoints": steps, **result}
 
 
 def _main_metric(config: TrainConfig) -> str | None:
@@ -315,8 +332,10 @@ def train(
         "encoder_cache": cache_info(model),
     }
     if not interrupted:
-        model.save(out_dir / "model.zip")
         metrics["final"] = metrics["eval_history"][-1]
+        if config.average_checkpoints:
+            metrics["final"] = _average_final_model(config, model, out_dir)
+        model.save(out_dir / "model.zip")
         best_ts = run_state.get("best_timesteps")
         metrics["best"] = next(
             (e for e in metrics["eval_history"] if e["timesteps"] == best_ts), None

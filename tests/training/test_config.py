@@ -55,6 +55,11 @@ def test_out_of_range_values_are_rejected():
         with pytest.raises(ConfigError, match=re.escape("expected a non-empty list of hidden")):
             TrainConfig(env_id="x", encoder_layers=layers)
     assert TrainConfig(env_id="x", encoder_layers=[-1, 3]).encoder_layers == [-1, 3]
+    with pytest.raises(ConfigError, match=re.escape("average_checkpoints = -1 is out of range")):
+        TrainConfig(env_id="x", average_checkpoints=-1)
+    with pytest.raises(ConfigError, match=re.escape("set keep_checkpoints: 4 or more")):
+        TrainConfig(env_id="x", average_checkpoints=3, keep_checkpoints=3)
+    assert TrainConfig(env_id="x", average_checkpoints=3, keep_checkpoints=4).average_checkpoints
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,20 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from stable_baselines3.common.save_util import load_from_zip_file
 
 from rlagent.agents import load, spec_of
 from rlagent.training import (
+    AveragingError,
     CheckpointError,
     RunDirectoryExistsError,
     TrainConfig,
+    average_policy_weights,
     find_latest_checkpoint,
     train,
 )
+from rlagent.training.checkpoints import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[2]
 ENV_ID = "toyenv:ToyKeyword-v0"
@@ -212,3 +217,44 @@ def test_linear_schedules_decay_to_zero_over_the_run_and_after_a_resume(tmp_path
     resumed = load(out / "model.zip")
     assert resumed.num_timesteps == 4 * ROLLOUT
     assert resumed.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+def _policy_weights(path):
+    return load_from_zip_file(path, device="cpu", load_data=False)[1]["policy"]
+
+
+def test_average_checkpoints_saves_the_mean_of_the_last_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    result = train(tiny_config(average_checkpoints=2), out)
+    used = list_checkpoints(out / "checkpoints")
+    assert [c.timesteps for c in used] == [2 * ROLLOUT, 4 * ROLLOUT, 6 * ROLLOUT]
+    states = [_policy_weights(c.model_path) for c in used]
+    saved = _policy_weights(out / "model.zip")
+    moved = 0
+    for key, value in saved.items():
+        expected = (states[0][key] + states[1][key] + states[2][key]) / 3
+        if torch.is_floating_point(value) and not torch.equal(states[0][key], states[2][key]):
+            torch.testing.assert_close(value, expected)
+            moved += 1
+        else:  # unchanged by training (the frozen encoder): kept exactly
+            assert torch.equal(value, states[2][key]), key
+    assert moved > 0
+    final = result.metrics["final"]
+    assert final["averaged_checkpoints"] == [2 * ROLLOUT, 4 * ROLLOUT, 6 * ROLLOUT]
+    assert final["timesteps"] == 6 * ROLLOUT and "mean_return" in final
+    # The checkpoints keep the last trained weights, for --resume.
+    assert not all(torch.equal(saved[k], states[2][k]) for k in saved)
+    assert "PPO (final)" in (out / "report.md").read_text()
+
+
+def test_average_policy_weights_rejects_nothing_and_other_architectures(tmp_path):
+    out = tmp_path / "run"
+    train(tiny_config(n_timesteps=2 * ROLLOUT, checkpoint_freq=0, baseline_episodes=0), out)
+    model = load(out / "model.zip")
+    with pytest.raises(AveragingError, match="at least one saved model"):
+        average_policy_weights(model.policy, [])
+    other = tmp_path / "other"
+    config = tiny_config(n_timesteps=2 * ROLLOUT, checkpoint_freq=0, baseline_episodes=0)
+    train(TrainConfig(**{**config.to_dict(), "policy_kwargs": {"net_arch": [16]}}), other)
+    with pytest.raises(AveragingError, match="another architecture"):
+        average_policy_weights(model.policy, [out / "model.zip", other / "model.zip"])

@@ -133,6 +133,7 @@ def test_trials_are_scored_away_from_the_test_split():
     base = base_train_config(TuneConfig(env_id="rlagent/CustomerService-v0", timesteps=4000))
     assert base.resolved_eval_env_kwargs["split"] == "train"
     assert (base.eval_freq, base.checkpoint_freq, base.baseline_episodes) == (1000, 0, 0)
+    assert base.average_checkpoints == 0  # the bundled config averages; a trial has no checkpoints
     chosen = TuneConfig(env_id="rlagent/CustomerService-v0", eval_env_kwargs={"split": "test"})
     assert base_train_config(chosen).resolved_eval_env_kwargs["split"] == "test"
 

@@ -19,8 +19,8 @@ def base_train_config(config: TuneConfig) -> TrainConfig:
     """The training configuration every trial starts from (before its sampled settings).
 
     Evaluations, on the env :attr:`TuneConfig.eval_env_kwargs` describes, are spaced for
-    ``n_evaluations`` per trial; checkpoints are written only at the end and baselines are not
-    evaluated.
+    ``n_evaluations`` per trial; checkpoints are written only at the end, the final model is
+    not averaged over checkpoints and baselines are not evaluated.
     """
     base = load_config(
         config.env_id,
@@ -35,6 +35,7 @@ def base_train_config(config: TuneConfig) -> TrainConfig:
         seed=config.seed,
         checkpoint_freq=0,
         keep_checkpoints=1,
+        average_checkpoints=0,
         baseline_episodes=0,
     )
     return dataclasses.replace(
