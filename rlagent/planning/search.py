@@ -12,25 +12,34 @@ If the model has a method ``key(state) -> Hashable``, children are keyed by ``ke
 instead of the state itself, and the sampled states are carried down the tree along each
 simulation: this is how a belief model keys the tree by what the agent observes while each
 simulation plays out one sampled hidden state (POMCP).
+
+This module holds the search loop (:class:`MCTS`) and its result; the tree's nodes and the
+values read off them are in ``_tree``, the selection rules (UCT, PUCT, widening, root noise) in
+``_selection``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from rlagent.planning._selection import add_dirichlet_noise, select, set_evaluation
+from rlagent.planning._tree import (
+    MIN_VISITS,
+    Node,
+    edge_mean,
+    root_value,
+    sample_arrival,
+)
 from rlagent.planning.config import MCTSConfig
 from rlagent.planning.evaluators import RandomRolloutEvaluator
 from rlagent.planning.model import Evaluator, Model, PlanningStateError
 
 __all__ = ["MCTS", "SearchResult"]
-
-# Visits an action needs before the root value backs up through it (see ``_root_value``).
-_MIN_VISITS = 2
 
 
 @dataclass(frozen=True)
@@ -80,52 +89,6 @@ class SearchResult:
         total = sum(self.visit_counts)
         pairs = zip(self.actions, self.visit_counts, strict=True)
         return {a: (n / total if total else 0.0) for a, n in pairs}
-
-
-class _Node:
-    """Statistics of one tree node; ``n``/``w``/``wsq`` are per-action edge sums."""
-
-    __slots__ = (
-        "key",
-        "state",
-        "actions",
-        "priors",
-        "base_priors",
-        "n",
-        "w",
-        "wsq",
-        "children",
-        "visits",
-        "wsum",
-        "v0",
-        "tried",
-        "pending",
-        "arrivals",
-        "reward_sum",
-        "terminal",
-        "uid",
-    )
-
-    def __init__(self, key: Hashable, state: Any, actions: tuple[int, ...]) -> None:
-        k = len(actions)
-        self.key = key
-        self.state = state
-        self.actions = actions
-        self.priors: list[float] | None = None
-        self.base_priors: list[float] | None = None
-        self.n = [0] * k
-        self.w = [0.0] * k
-        self.wsq = [0.0] * k
-        self.children: list[Any] = [None] * k
-        self.visits = 0
-        self.wsum = 0.0
-        self.v0 = 0.0
-        self.tried = 0
-        self.pending = True
-        self.arrivals = 0
-        self.reward_sum = 0.0
-        self.terminal = False
-        self.uid = 0
 
 
 class MCTS:
@@ -186,7 +149,7 @@ class MCTS:
         self.evaluator = evaluator
         key = getattr(model, "key", None)
         self._key = key if callable(key) else None
-        self._root: _Node | None = None
+        self._root: Node | None = None
         self._min = math.inf
         self._max = -math.inf
         self._size = 0
@@ -229,11 +192,11 @@ class MCTS:
             self._min, self._max, self._size = math.inf, -math.inf, 0
             root = self._new_node(key, state)
             priors, value = self.evaluator.evaluate(state, rng)
-            self._set_evaluation(root, priors, value)
+            set_evaluation(root, cfg, priors, value)
         else:
             root.state = state
         if cfg.dirichlet_alpha is not None and cfg.selection == "puct":
-            self._add_noise(root, rng)
+            add_dirichlet_noise(root, cfg, rng)
         self._root = root
 
         remaining = cfg.num_simulations
@@ -247,7 +210,7 @@ class MCTS:
                 remaining -= count
         return self._result(root, rng, cfg.num_simulations, reused)
 
-    def _reuse(self, key: Hashable, state: Any) -> _Node | None:
+    def _reuse(self, key: Hashable, state: Any) -> Node | None:
         old = self._root
         if old is None:
             return None
@@ -261,7 +224,7 @@ class MCTS:
         return None
 
     # ------------------------------------------------------------------------ tree helpers
-    def _new_node(self, key: Hashable, state: Any) -> _Node:
+    def _new_node(self, key: Hashable, state: Any) -> Node:
         actions = tuple(self.model.actions(state))
         if not actions:
             raise PlanningStateError(
@@ -270,92 +233,12 @@ class MCTS:
             )
         self._size += 1
         self._uids += 1
-        node = _Node(key, state, actions)
+        node = Node(key, state, actions)
         node.uid = self._uids
         return node
 
-    def _set_evaluation(self, node: _Node, priors: Sequence[float] | None, value: float) -> None:
-        cfg = self.config
-        node.v0 = float(value)
-        node.pending = False
-        if priors is None:
-            if cfg.selection == "puct":
-                node.priors = [1.0 / len(node.actions)] * len(node.actions)
-        else:
-            p = [float(x) for x in priors]
-            if len(p) != len(node.actions):
-                raise PlanningStateError(
-                    f"MCTS: the evaluator returned {len(p)} priors for a state with "
-                    f"{len(node.actions)} legal actions; priors must align with "
-                    "model.actions(state)."
-                )
-            total = sum(p)
-            if not total > 0:
-                p = [1.0 / len(p)] * len(p)
-            elif abs(total - 1.0) > 1e-6:
-                p = [x / total for x in p]
-            if cfg.widening_c is not None and node.visits == 0:
-                order = sorted(range(len(p)), key=lambda i: -p[i])
-                node.actions = tuple(node.actions[i] for i in order)
-                p = [p[i] for i in order]
-            node.priors = p
-        node.base_priors = node.priors
-
-    def _add_noise(self, root: _Node, rng: np.random.Generator) -> None:
-        cfg = self.config
-        base = root.base_priors or [1.0 / len(root.actions)] * len(root.actions)
-        noise = rng.dirichlet([cfg.dirichlet_alpha] * len(base))
-        f = cfg.dirichlet_fraction
-        root.priors = [(1 - f) * p + f * float(x) for p, x in zip(base, noise, strict=True)]
-
-    def _width(self, node: _Node) -> int:
-        k = len(node.actions)
-        c = self.config.widening_c
-        if c is None:
-            return k
-        return min(k, max(1, math.ceil(c * max(node.visits, 1) ** self.config.widening_alpha)))
-
-    def _select(self, node: _Node) -> int:
-        cfg = self.config
-        k = len(node.actions) if cfg.widening_c is None else self._width(node)
-        n = node.n
-        w = node.w
-        lo, hi = self._min, self._max
-        if cfg.normalize_q and hi > lo:
-            scale = 1.0 / (hi - lo)
-        else:
-            lo, scale = 0.0, 1.0
-        if cfg.selection == "uct":
-            tried = node.tried
-            if tried < k:
-                node.tried = tried + 1
-                return tried
-            c = cfg.uct_c
-            log_n = math.log(node.visits)
-            best, best_i = -math.inf, 0
-            for i in range(k):
-                ni = n[i]
-                s = (w[i] / ni - lo) * scale + c * math.sqrt(log_n / ni)
-                if s > best:
-                    best, best_i = s, i
-            return best_i
-        visits = node.visits
-        pb_c = (math.log((visits + cfg.pb_c_base + 1) / cfg.pb_c_base) + cfg.pb_c_init) * (
-            math.sqrt(visits) if visits > 0 else 1.0
-        )
-        q_unvisited = ((node.v0 + node.wsum) / (1 + visits) - lo) * scale
-        p = node.priors
-        best, best_i = -math.inf, 0
-        for i in range(k):
-            ni = n[i]
-            q = (w[i] / ni - lo) * scale if ni else q_unvisited
-            s = q + pb_c * p[i] / (1 + ni)
-            if s > best:
-                best, best_i = s, i
-        return best_i
-
     # ------------------------------------------------------------------------ simulations
-    def _descend(self, root: _Node, state: Any, rng: np.random.Generator) -> tuple[list, Any]:
+    def _descend(self, root: Node, state: Any, rng: np.random.Generator) -> tuple[list, Any]:
         """Walk down to a leaf; return ``(path, leaf)``.
 
         ``path`` holds ``(node, action_index, reward)``; ``leaf`` is a float (the value of the
@@ -372,14 +255,14 @@ class MCTS:
         node = root
         depth = 0
         while True:
-            i = self._select(node)
+            i = select(node, cfg, self._min, self._max)
             if widen is not None:
                 bucket = node.children[i]
                 if bucket and len(bucket) >= math.ceil(
                     widen * node.n[i] ** cfg.chance_widening_alpha
                 ):
                     # Enough outcomes of this edge: revisit one in proportion to its arrivals.
-                    child = _sample_arrival(bucket, rng)
+                    child = sample_arrival(bucket, rng)
                     reward = child.reward_sum / child.arrivals
                     child.arrivals += 1
                     child.reward_sum += reward
@@ -431,7 +314,7 @@ class MCTS:
             node = child
             state = next_state
 
-    def _record_terminal(self, node: _Node, i: int, state: Any, reward: float) -> None:
+    def _record_terminal(self, node: Node, i: int, state: Any, reward: float) -> None:
         """Keep a terminal outcome as a child, so that chance widening can revisit it."""
         bucket = node.children[i]
         if bucket is None:
@@ -439,7 +322,7 @@ class MCTS:
         k = self._key(state) if self._key is not None else state
         child = bucket.get(k)
         if child is None:
-            child = bucket[k] = _Node(k, state, ())
+            child = bucket[k] = Node(k, state, ())
             child.terminal = True
             child.pending = False
             self._size += 1
@@ -466,24 +349,22 @@ class MCTS:
                 hi = q
         self._min, self._max = lo, hi
 
-    def _simulate(self, root: _Node, state: Any, rng: np.random.Generator) -> None:
+    def _simulate(self, root: Node, state: Any, rng: np.random.Generator) -> None:
         path, leaf = self._descend(root, state, rng)
         if leaf.__class__ is float:
             self._backup(path, leaf)
             return
         node, leaf_state = leaf
         priors, value = self.evaluator.evaluate(leaf_state, rng)
-        self._set_evaluation(node, priors, value)
+        set_evaluation(node, self.config, priors, value)
         self._backup(path, node.v0)
 
-    def _simulate_batch(
-        self, root: _Node, state: Any, rng: np.random.Generator, count: int
-    ) -> None:
+    def _simulate_batch(self, root: Node, state: Any, rng: np.random.Generator, count: int) -> None:
         vl = self.config.virtual_loss
         # Virtual loss: a pending path counts as ``vl`` extra visits at the lowest Q seen.
         vl_value = self._min if math.isfinite(self._min) else 0.0
         paths = []
-        pending: dict[int, tuple[_Node, Any]] = {}
+        pending: dict[int, tuple[Node, Any]] = {}
         for _ in range(count):
             path, leaf = self._descend(root, state, rng)
             if leaf.__class__ is not float:
@@ -503,7 +384,7 @@ class MCTS:
                     f"{len(leaves)} states; it must return one (priors, value) pair per state."
                 )
             for (node, _), (priors, value) in zip(leaves, results, strict=True):
-                self._set_evaluation(node, priors, value)
+                set_evaluation(node, self.config, priors, value)
         for path, leaf in paths:
             if vl > 0:
                 for node, i, _ in path:
@@ -514,7 +395,7 @@ class MCTS:
 
     # ---------------------------------------------------------------------------- result
     def _result(
-        self, root: _Node, rng: np.random.Generator, simulations: int, reused: bool
+        self, root: Node, rng: np.random.Generator, simulations: int, reused: bool
     ) -> SearchResult:
         n = root.n
         q = [root.w[i] / n[i] if n[i] else math.nan for i in range(len(n))]
@@ -525,13 +406,13 @@ class MCTS:
             chosen = int(rng.choice(len(n), p=weights / weights.sum()))
         else:
             chosen = best
-        if n[best] < _MIN_VISITS:
+        if n[best] < MIN_VISITS:
             value, stderr = (float(q[best]) if n[best] else math.nan), math.nan
         elif self.config.chance == "closed_loop":
-            value, variance = self._root_value(root)
+            value, variance = root_value(root, self.config.discount)
             stderr = math.sqrt(variance)
         else:
-            value, variance = _edge_mean(root, best)
+            value, variance = edge_mean(root, best)
             stderr = math.sqrt(variance)
         order = sorted(range(len(n)), key=lambda i: root.actions[i])
         return SearchResult(
@@ -546,130 +427,3 @@ class MCTS:
             tree_size=self._size,
             reused=reused,
         )
-
-    def _root_value(self, root: _Node) -> tuple[float, float]:
-        """Max-backup estimate of the root's value and its variance (closed loop).
-
-        A node is worth the largest value among its actions tried at least ``_MIN_VISITS``
-        times (the Bellman backup); a node none of whose actions was tried that often, or a
-        terminal one, is worth the mean return of the simulations that reached it (evaluator
-        values included). An action is worth the mean of ``reward + discount * value`` over
-        the outcomes it reached, each weighted by how often it was reached (a stratified mean;
-        visits that ended the episode keep their sampled returns). Variances follow the same
-        recursion: the spread of the per-outcome values over the visits, plus each outcome's
-        own variance times its squared visit frequency. A node reached once has no sample
-        variance of its own; it takes the pooled per-simulation variance of the returns from
-        the nodes at the same depth that were reached at least twice.
-
-        Two passes over the nodes the backup uses: the first (pre-order) collects them and
-        pools variances per depth, the second (children first) computes the values.
-        Iterative, so that deep trees do not hit the recursion limit.
-        """
-        gamma = self.config.discount
-        order: list[tuple[_Node, int, bool]] = []  # (node, depth, expanded)
-        pool: dict[int, list[float]] = {}
-        stack = [(root, 0)]
-        while stack:
-            node, depth = stack.pop()
-            expanded = not node.terminal and max(node.n, default=0) >= _MIN_VISITS
-            order.append((node, depth, expanded))
-            if node is not root:
-                a = node.arrivals
-                if a >= 2:
-                    _, var_of_mean = _arrival_mean(node)
-                    sums = pool.setdefault(depth, [0.0, 0.0])
-                    sums[0] += var_of_mean * a * (a - 1)
-                    sums[1] += a - 1
-            if expanded:
-                for i, ni in enumerate(node.n):
-                    if ni >= _MIN_VISITS:
-                        for child in (node.children[i] or {}).values():
-                            if child.arrivals:
-                                stack.append((child, depth + 1))
-        total = [sum(x[0] for x in pool.values()), sum(x[1] for x in pool.values())]
-        pooled = {d: x[0] / x[1] for d, x in pool.items() if x[1] > 0}
-        overall = total[0] / total[1] if total[1] > 0 else 0.0
-        values: dict[int, tuple[float, float]] = {}
-        for node, depth, expanded in reversed(order):
-            if expanded:
-                values[id(node)] = max(
-                    self._action_value(node, i, values, gamma)
-                    for i, ni in enumerate(node.n)
-                    if ni >= _MIN_VISITS
-                )
-            else:
-                mean, variance = _arrival_mean(node)
-                if node.arrivals == 1 and not node.terminal:
-                    variance = pooled.get(depth, overall)
-                values[id(node)] = (mean, variance)
-        return values[id(root)]
-
-    @staticmethod
-    def _action_value(
-        node: _Node, i: int, values: dict[int, tuple[float, float]], gamma: float
-    ) -> tuple[float, float]:
-        """Stratified mean and variance of ``reward + gamma * value(outcome)`` over edge ``i``."""
-        n = node.n[i]
-        strata = []
-        rest_n, rest_w = n, node.w[i]
-        for child in (node.children[i] or {}).values():
-            a = child.arrivals
-            if a == 0:
-                continue
-            value, variance = values[id(child)]
-            strata.append((a, child.reward_sum / a + gamma * value, gamma * gamma * variance))
-            rest_n -= a
-            rest_w -= child.reward_sum + gamma * _arrival_sum(child)
-        if not strata:
-            return _edge_mean(node, i)
-        if rest_n > 0:
-            # Visits that ended the episode (not kept as children): their returns as sampled;
-            # their own spread is bounded by the spread of the whole edge.
-            spread = _edge_mean(node, i)[1] * n
-            strata.append((rest_n, rest_w / rest_n, spread / rest_n))
-        total = sum(s[0] for s in strata)
-        mean = sum(a * m for a, m, _ in strata) / total
-        between = sum(a * (m - mean) ** 2 for a, m, _ in strata)
-        between = between / ((total - 1) * total) if total > 1 else 0.0
-        within = sum((a / total) ** 2 * v for a, _, v in strata)
-        return mean, between + within
-
-
-def _arrival_sum(node: _Node) -> float:
-    """Sum of the returns from ``node`` over the simulations that reached it."""
-    return (node.arrivals - node.visits) * node.v0 + node.wsum
-
-
-def _arrival_mean(node: _Node) -> tuple[float, float]:
-    """Mean return from ``node`` over the simulations that reached it, and its variance."""
-    a = node.arrivals
-    if a == 0:
-        return node.v0, 0.0
-    stopped = a - node.visits  # simulations that stopped here and took the evaluator's value
-    mean = (stopped * node.v0 + node.wsum) / a
-    if a < 2:
-        return mean, 0.0
-    square = stopped * node.v0 * node.v0 + sum(node.wsq)
-    return mean, max(square / a - mean * mean, 0.0) / (a - 1)
-
-
-def _edge_mean(node: _Node, i: int) -> tuple[float, float]:
-    """Plain mean of the returns through edge ``i`` and the variance of that mean."""
-    n = node.n[i]
-    mean = node.w[i] / n
-    if n < 2:
-        return mean, 0.0
-    return mean, max(node.wsq[i] / n - mean * mean, 0.0) / (n - 1)
-
-
-def _sample_arrival(bucket: dict, rng: np.random.Generator) -> _Node:
-    """A child of ``bucket`` drawn with probability proportional to its arrivals."""
-    total = 0
-    for child in bucket.values():
-        total += child.arrivals
-    u = rng.random() * total
-    for child in bucket.values():
-        u -= child.arrivals
-        if u < 0:
-            return child
-    return child
