@@ -4,13 +4,17 @@ Layout:
 
 * ``GROUPS``: resolution groups in action order, each with the short label the agent says.
 * ``TOPICS``: which groups a vague opening ("a problem with my card") can stand for.
-* ``INTENTS``: ``intent -> (group, train templates, test templates)``. Templates hold slots
-  such as ``{amount}`` filled from ``SLOTS``. Train and test templates are different
-  phrasings, not different fillings of one phrasing.
-* ``VAGUE``: ``topic -> (train templates, test templates)`` for vague openings.
+* ``INTENTS``: ``intent -> (group, train templates, val templates, test templates)``.
+  Templates hold slots such as ``{amount}`` filled from ``SLOTS``. The splits' templates are
+  different phrasings, not different fillings of one phrasing.
+* ``VAGUE``: ``topic -> (train templates, val templates, test templates)`` for vague openings.
 * ``OPENERS`` / ``CLOSERS``: ``split -> [(phrase, (p_calm, p_frustrated, p_angry)), ...]``;
   mood shows only through these phrases. Each probability column sums to 1.
 * ``REPLIES``: short customer replies that do not depend on the intent.
+
+The templates of a split come in the order of ``corpus.SPLITS``: train, val, test. The val
+split (validation: choosing checkpoints, hyperparameters and variants) was written after the
+other two; train and test are as they were before it.
 
 Intent and group names are identifiers with underscores; no utterance contains an underscore,
 so a name never appears verbatim in the text.
@@ -54,7 +58,7 @@ SLOTS: dict[str, tuple[str, ...]] = {
                 "the Netherlands"),
 }
 
-INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     # card_delivery
     "card_not_arrived": ("card_delivery", (
         "My {card} card still hasn't arrived and I ordered it {date}.",
@@ -76,6 +80,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "The neighbours haven't had it either, the card you sent me just never came.",
         "my new card is nowhere to be seen, ordered it {date}",
         "I asked for a {card} card ages ago and my letterbox has had nothing from you since.",
+    ), (
+        "Hello, could you please check on the {card} card I asked you for {date}? It has not come "
+        "yet.",
+        "still waiting on my card... ordred it {date}",
     ), (
         "It's been ages since {date} and there's still nothing in my mailbox from you.",
         "Nothing has shown up at my address since I requested a {card} card {date}.",
@@ -99,6 +107,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "What's the turnaround on a replacement card these days?",
         "Thinking of ordering a {card} card, how soon would it be with me?",
         "Please inform me of the standard delivery period for a card sent to {country}.",
+    ), (
+        "Good morning, if I request a {card} card today, how long until it's in my hands?",
+        "how many days for card delivery to {country} pls",
     ), (
         "Roughly how many days until a {card} card reaches me in {country}?",
         "If I request a card now, when should I expect it to land?",
@@ -126,6 +137,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "away?",
         "The card that came {date} says it must be activated, where do I do that?",
     ), (
+        "Hi, my {card} card just came. Is there something I have to do to make it work?",
+        "how to activat the new card",
+    ), (
         "The {card} card showed up {date}; what do I do to switch it on?",
         "I got the {card} card {date}, how do I get it ready to use?",
     )),
@@ -151,6 +165,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "What should I do before the expiry on my {card} card passes?",
         "Will you automatically mail me a fresh card when mine reaches its end date?",
         "My {card} card goes out of date at the end of the month, please advise.",
+    ), (
+        "Hello, my {card} card runs out at the end of the month, will a new one be sent to me?",
+        "card about to expire wat do i do",
     ), (
         "The date printed on my {card} card runs out soon, is a fresh one coming automatically?",
         "My {card} card is nearly out of date, how do I get the next one?",
@@ -178,6 +195,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "My card doesn't function at all, is there a fault on your side or with the card itself?",
         "Hello, my {card} card is not working in any place, I try many shops.",
     ), (
+        "Hi, my {card} card has been refused by every till since {date}, could you check it "
+        "please?",
+        "card totaly dead, not working in shops or online",
+    ), (
         "Every time I try my {card} card it just fails, ever since {date}.",
         "The chip seems dead, nothing goes through at {merchant}.",
     )),
@@ -204,6 +225,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Is there a reason my card won't do the wave-to-pay thing at {merchant}?",
         "Contactless is refused every time but when I put card in machine it work.",
     ), (
+        "Hello, holding my {card} card against the reader at {merchant} does nothing any more, "
+        "can you help?",
+        "contacless not working, have to use pin every time",
+    ), (
         "When I wave the {card} card over the reader at {merchant} nothing happens.",
         "The tap-to-pay feature refuses to go through at {merchant}.",
     )),
@@ -229,6 +254,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "The machine took my card in and did not give it back to me.",
         "After I typed my PIN the cash machine just held onto my card, it's still inside.",
     ), (
+        "Hi, an ATM kept my {card} card {date} and won't give it back, what should I do?",
+        "machine kept my card?? how do i get it back",
+    ), (
         "The machine in {country} ate my {card} card and never returned it.",
         "The cash point held on to my {card} card {date}.",
     )),
@@ -251,6 +279,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "I'd like a single-use card number for paying {merchant}, how do I generate one?",
         "My virtual card shows in the app but {merchant} won't accept it.",
         "Please, how I create the card inside app for internet payments, not the plastic?",
+    ), (
+        "Hello, could you tell me how to get a throwaway card number for shopping at {merchant}?",
+        "online only card not accepted at {merchant}",
     ), (
         "The digital-only card number fails at checkout on {merchant}.",
         "I want a card that exists only on my phone for online shopping, how?",
@@ -278,6 +309,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "My {card} card is gone, nobody took it, I just lost it somewhere.",
         "Please, I lost my card in the taxi {date}, what I must do?",
     ), (
+        "Hi, I seem to have lost my {card} card somewhere {date}, could you cancel it please?",
+        "misplaced my {card} card, pls freeze",
+    ), (
         "I've misplaced my {card} card and have no idea where it went since {date}.",
         "My wallet went missing {date} with everything in it.",
     )),
@@ -301,6 +335,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "A thief grabbed my phone case with my card in it, please cancel the card.",
         "My handbag was stolen from a cafe {date}, my card was inside.",
         "Burglars broke into my house and took my {card} card, I want to report it.",
+    ), (
+        "Good evening, someone took my {card} card out of my jacket {date}, please freeze it.",
+        "someone robbed me in {country} and took my card",
     ), (
         "A thief took my purse {date} and my {card} card was inside.",
         "I was pickpocketed in {country} and they got away with my cards.",
@@ -326,6 +363,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "My {card} card says PIN attempts exceeded, how do I get it unlocked?",
         "I forgot my number and now after many tries it is blocked, how I unlock?",
     ), (
+        "Hello, I keyed in the wrong number too often and now the {card} card is locked, how do I "
+        "undo that?",
+        "pin blokced after 3 tries",
+    ), (
         "After guessing the code wrongly a few times the machine locked me out.",
         "My secret number got locked at {merchant}, how do I reset it?",
     )),
@@ -349,6 +390,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "My flatmate knows my PIN now, so I want to change it.",
         "Is it possible to alter my PIN at a cash machine in {country}?",
         "Please explain how to choose a new secret number for my {card} card.",
+    ), (
+        "Good morning, can I set my own number for my {card} card in the app instead of the one "
+        "you gave me?",
+        "new 4 digit number for my card pls",
     ), (
         "I'd like to pick a different four-digit code for my {card} card.",
         "Can I swap the number I type at the till for a new one?",
@@ -376,6 +421,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "The shop refused my card for a {amount} purchase, yet it works in other places.",
         "Why did my purchase at {merchant} get rejected {date}? Very embarrassing at the till.",
     ), (
+        "Hi, {merchant} wouldn't take my {card} card {date} although there is money on it, why is "
+        "that?",
+        "card refused at {merchant} for {amount}??",
+    ), (
         "The till at {merchant} refused my {amount} purchase {date}.",
         "{merchant} said my {card} card was rejected when I tried to pay {amount}.",
     )),
@@ -401,6 +450,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "How long do card transactions stay as pending before they are final?",
         "Payment in shop is still in hold status, it not finish.",
     ), (
+        "Hello, my {amount} payment to {merchant} from {date} still shows as pending, is that "
+        "normal?",
+        "{merchant} still not gone thru after {date}",
+    ), (
         "The {amount} I spent at {merchant} {date} hasn't gone through yet, it's stuck in limbo.",
         "My shopping at {merchant} still hasn't settled, it's been hanging since {date}.",
     )),
@@ -424,6 +477,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "A {amount} card transaction showed up that neither I nor my partner made.",
         "I don't know this shop payment in my account, maybe someone use my card.",
         "Can you tell me what the card purchase from {merchant} is? I've never used them.",
+    ), (
+        "Hi, {merchant} took {amount} from my card and I have never bought anything from them, "
+        "can you look into it?",
+        "dont know this {merchant} payment on my card",
     ), (
         "Who is {merchant}? They took {amount} and I've never shopped there.",
         "My statement lists {amount} at {merchant} and it wasn't me.",
@@ -450,6 +507,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Why was my card payment at {merchant} in {currency} converted at such a poor rate?",
         "The currency rate for my shopping {date} is not correct, I checked the real rate.",
     ), (
+        "Hello, the exchange rate on my {amount} card payment at {merchant} in {country} seems "
+        "wrong, could you check it?",
+        "wrong rate used for my card payment in {currency}",
+    ), (
         "Paying in {currency} at {merchant} cost me far more than the official conversion.",
         "The conversion on my purchase abroad in {country} looks off.",
     )),
@@ -474,6 +535,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "In {country} no cash machine will let me take money out with my card.",
         "I tried to withdraw cash and got a refusal message on the screen.",
         "Cash machine not allow me to take {amount}, why is this?",
+    ), (
+        "Hi, the hole in the wall wouldn't give me {amount} {date}, could you tell me why?",
+        "cant get cash out of atm in {country}",
     ), (
         "The cash machine refused to give me {amount} {date}.",
         "I tried to take out money in {country} and got turned down.",
@@ -500,6 +564,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "I counted the money from the ATM and it's not the amount I asked for.",
         "Machine give me fewer money than I request, but you took all {amount}.",
     ), (
+        "Hello, I requested {amount} {date} but only part of it came out, can you help?",
+        "asked for {amount}, got less out of the wall",
+    ), (
         "I asked for {amount} and the machine dispensed fewer notes.",
         "I'm short on the banknotes I got out {date}.",
     )),
@@ -524,6 +591,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "How much do you take each time I withdraw money from a cashpoint?",
         "Why there is cost when I take cash from machine?",
     ), (
+        "Hi, why did getting {amount} out in {country} cost me an extra charge?",
+        "is getting cash out free or is there a fee",
+    ), (
         "Taking out {amount} at a machine in {country} cost me extra, why?",
         "Is there a charge when I get notes out of a machine?",
     )),
@@ -546,6 +616,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "cash withdrawal stuck on pending",
         "How long will my cash machine withdrawal stay in processing?",
         "Withdrawal from ATM still is waiting status since {date}, why?",
+    ), (
+        "Hello, my ATM withdrawal of {amount} from {date} still says pending, when will it "
+        "complete?",
+        "took cash out but app still says pendng",
     ), (
         "The {amount} I took out of a machine {date} is still waiting to clear.",
         "Money I got from a machine hasn't settled in the app.",
@@ -571,6 +645,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "My bank transfer to an account in {country} hasn't reached them yet, can you check?",
         "I transfer money to my brother but he tell me he not receive.",
     ), (
+        "Hi, I paid {amount} to my friend's bank {date} but it still hasn't reached them, can you "
+        "check?",
+        "my transfer never arived to the other account",
+    ), (
         "I sent {amount} to my landlord {date} and he still hasn't got it.",
         "My sister is still waiting for the {amount} I wired her.",
     )),
@@ -593,6 +671,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "I changed my mind about a payment I sent to someone, can it be called back?",
         "Can you halt my {amount} transfer before it reaches the other bank?",
         "I make transfer by mistake, please stop it before it go.",
+    ), (
+        "Hello, I'd like to cancel the transfer of {amount} I sent {date}, is that still possible?",
+        "need to cancel a transfer asap",
     ), (
         "I wired {amount} to the wrong person, can I stop it?",
         "Please pull back the money I sent {date}, I made a mistake.",
@@ -618,6 +699,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Why can't I pay someone by bank transfer? It fails every time.",
         "Transfer to my friend not succeed, app say declined.",
     ), (
+        "Hello, the app won't let me transfer {amount} to my friend, it keeps saying declined. "
+        "Why?",
+        "transfer rejected again, whats wrong",
+    ), (
         "I tried to send {amount} to a friend and the app refused.",
         "Sending money to my brother {date} just bounced back with an error.",
     )),
@@ -640,6 +725,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "I noticed a fee on the money I sent {date}, what was that for?",
         "What are your charges for sending money to another bank?",
         "How much I pay for send money to other person?",
+    ), (
+        "Hi, could you explain the {amount} fee I was charged for wiring money to {country}?",
+        "cost to wire money abroad?",
     ), (
         "Sending money to {country} cost me {amount} extra, why?",
         "What do you take for wiring money to another account?",
@@ -666,6 +754,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "I can't put funds into my account, it just says something went wrong.",
         "The top up by Google Pay not success, I try many times.",
     ), (
+        "Hello, I tried to top up {amount} with my {card} card {date} but it didn't work, can you "
+        "help?",
+        "top up didnt go thru",
+    ), (
         "Adding {amount} to my balance with my {card} card didn't go through.",
         "I tried to load money into the app {date} and got an error.",
     )),
@@ -689,6 +781,10 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "The {amount} I added from my card is stuck in processing.",
         "When will the money I put into my account become spendable?",
         "I add money {date} but it still not show in balance, it is waiting.",
+    ), (
+        "Hi, I topped up {amount} {date} and it's still pending, when will it arrive in my "
+        "balance?",
+        "top-up stuck pending",
     ), (
         "The {amount} I loaded {date} hasn't reached my balance yet.",
         "Money I added to the app is stuck waiting.",
@@ -714,6 +810,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Is there a ceiling on adding funds with a {card} card?",
         "How many money I can put in account in one time?",
     ), (
+        "Hello, could you tell me the most I can put into my balance in one day?",
+        "biggest top up allowed?",
+    ), (
         "How much money am I allowed to load into my balance per day?",
         "Can I add {amount} to the app in one go or is that too much?",
     )),
@@ -737,6 +836,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "I want {amount} added automatically whenever I'm running low, is that possible?",
         "Money keeps getting added from my {card} card by itself, how do I stop it?",
         "I want set the account to fill itself with money when it is nearly empty.",
+    ), (
+        "Hi, can {amount} be loaded onto my account on its own whenever my balance runs low?",
+        "turn on auto topup",
     ), (
         "Can the app refill my balance by itself when it drops under {amount}?",
         "I'd like my money to be reloaded without me doing anything.",
@@ -762,6 +864,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "What price are you quoting for {currency} at the moment?",
         "How much is one pound in {currency} with you?",
     ), (
+        "Hello, how many {currency} does one pound buy in the app at the moment?",
+        "{amount} in {currency} is how much today",
+    ), (
         "How many {currency} would I get for {amount}?",
         "What conversion do you apply between pounds and {currency}?",
     )),
@@ -785,6 +890,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Where's the button to convert my balance into another currency?",
         "Can I convert my leftover {currency} back to pounds myself?",
         "Please show me how I make exchange of my money to {currency}.",
+    ), (
+        "Hi, how can I change {amount} into {currency} in the app before I travel to {country}?",
+        "exchange to {currency} in app how",
     ), (
         "I'd like to swap {amount} into {currency} using my phone.",
         "How can I convert my balance to {currency} myself?",
@@ -810,6 +918,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Is it possible to receive and keep money in {currency} without converting?",
         "What kinds of foreign money can I store in the account?",
     ), (
+        "Hello, would I be able to keep part of my balance in {currency}?",
+        "do u have {currency} accounts",
+    ), (
         "Can my balance be held in {currency} or only pounds?",
         "Is {currency} one of the options for storing money?",
     )),
@@ -833,6 +944,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Is there a markup on currency conversions at weekends?",
         "I was charged a fee when I swapped money into another currency {date}, what's that?",
         "How much you take for changing currency?",
+    ), (
+        "Hi, is there a charge for converting {amount} into {currency} in the app?",
+        "why did i pay a fee changing money to {currency}",
     ), (
         "Converting {amount} into {currency} took a cut, why?",
         "What do you take for swapping pounds into {currency}?",
@@ -859,6 +973,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Where in the app do I upload my documents for verification?",
         "Please explain me steps for confirm my identity.",
     ), (
+        "Hello, what do I have to send you so you can confirm who I am?",
+        "how do i do the id verification",
+    ), (
         "What documents prove who I am for you?",
         "I need to show you it's really me, how does that work?",
     )),
@@ -882,6 +999,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "My selfie got rejected again, why won't the ID check pass?",
         "Verification failed for the third time even though my documents are valid.",
         "The check of my identity not pass, app say try again every time.",
+    ), (
+        "Hi, the app said my driving licence photo wasn't good enough {date}, what did I do wrong?",
+        "verifcation rejected again, why??",
     ), (
         "My passport photo keeps getting refused when I prove who I am.",
         "The selfie and ID upload bounced back again {date}.",
@@ -907,6 +1027,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Why does the app want a selfie and ID from me?",
         "I not understand why bank need my identity document.",
     ), (
+        "Hello, could you explain why you need a photo of me before I can use my account?",
+        "why u need my ID??",
+    ), (
         "What's the point of sending you my passport?",
         "Why must I prove who I am just to use the app?",
     )),
@@ -929,6 +1052,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "You want proof of the origin of a {amount} deposit, what counts?",
         "My inheritance landed and now you want paperwork explaining it, why?",
         "Why you ask me explain origin of money I put in account?",
+    ), (
+        "Hi, you've asked me to explain where the {amount} in my account came from, why is that?",
+        "what proof do u need for source of funds",
     ), (
         "You want to know where the {amount} came from, why?",
         "How do I show you where my money originates?",
@@ -955,6 +1081,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "My name is spelled wrong on the account, can I fix it?",
         "How I can change my personal information in app?",
     ), (
+        "Hello, I need to change the phone number and address on my account, how do I do that?",
+        "my name is spelt wrong on my profile, pls fix",
+    ), (
         "I moved house {date}, where do I put the new street?",
         "My surname changed after the wedding, how do I fix it in the profile?",
     )),
@@ -978,6 +1107,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "I'm switching banks, can you close my account permanently?",
         "How do I cancel my membership and delete my data?",
         "I want to finish with your bank and remove my account.",
+    ), (
+        "Good afternoon, I no longer need my account and would like it closed, please.",
+        "pls close my acount, not using it anymore",
     ), (
         "I'm done with this app, shut everything down for me.",
         "How do I stop being your customer for good?",
@@ -1003,6 +1135,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Which countries can customers sign up from?",
         "I live in {country}, it is possible for me to be customer?",
     ), (
+        "Hello, can I still use my account if I move to {country}?",
+        "do you work in {country}",
+    ), (
         "I'm moving to {country}, will the app still work for me there?",
         "Do residents of {country} qualify to sign up?",
     )),
@@ -1026,6 +1161,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "Is there a lower age cutoff for becoming a customer?",
         "Do kids need a parent to open an account, or is there a minimum age?",
         "How much years old must I be for open the account?",
+    ), (
+        "Hi, is there a minimum age for opening an account with you?",
+        "is 12 too young for an account, whats the min age",
     ), (
         "My 15-year-old wants to sign up, is that allowed?",
         "How old must someone be to join?",
@@ -1051,6 +1189,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "The product from {merchant} was faulty, can you help me get my money back?",
         "{merchant} refuses to refund {amount}, can you claim it for me?",
     ), (
+        "Hello, I'd like to get a refund of {amount} from {merchant}, how do I do that?",
+        "refund for my {merchant} order how??",
+    ), (
         "{merchant} agreed to return my {amount}, how do I get it?",
         "I sent the item back to {merchant}, how is the money returned?",
     )),
@@ -1074,6 +1215,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "The {amount} refund from {merchant} hasn't appeared in my account.",
         "How long should a refund take to show up? Mine is overdue.",
         "Shop give me refund {date} but money not arrive to my account.",
+    ), (
+        "Hi, {merchant} refunded me {amount} {date} but it still isn't in my account, where is it?",
+        "refund from {merchant} never came",
     ), (
         "{merchant} says they paid me back {amount} but my balance disagrees.",
         "The money {merchant} returned {date} is nowhere to be seen.",
@@ -1099,6 +1243,9 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "The same purchase appears twice on my statement, please fix.",
         "I pay one time but the money go out two times.",
     ), (
+        "Hello, {merchant} has charged me {amount} twice for one purchase, could you help?",
+        "got charged 2x by {merchant}",
+    ), (
         "I see {amount} taken by {merchant} two times for one order.",
         "My order at {merchant} {date} was billed double.",
     )),
@@ -1123,12 +1270,16 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "I've been charged a service fee I never agreed to.",
         "There is some cost taken from my balance, please explain what it is.",
     ), (
+        "Hello, could you explain a {amount} fee in my transactions from {date} that I wasn't "
+        "expecting?",
+        "unknown fee took {amount} from my balance",
+    ), (
         "Some mystery deduction of {amount} appeared in my history.",
         "My balance dropped by {amount} {date} for no reason I can see.",
     )),
 }
 
-VAGUE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+VAGUE: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "card": ((
         "There's a problem with my card.",
         "Something is wrong with my {card} card.",
@@ -1144,6 +1295,9 @@ VAGUE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         "Hi, I've got a query about my card, cheers.",
         "Not sure what's going on with my card, to be honest.",
         "My card. Help?",
+    ), (
+        "Hello, could you help me with a card problem?",
+        "having troubles with my card",
     ), (
         "My {card} card is giving me trouble.",
         "Something's up with my plastic.",
@@ -1164,6 +1318,9 @@ VAGUE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         "Could you look at my balance for me, please?",
         "Hello, I've a question about some funds of mine.",
     ), (
+        "Hi, something looks odd with my money, could you check?",
+        "issue with some money in my account",
+    ), (
         "My funds are acting strange.",
         "I'm worried about {amount} I can't account for.",
     )),
@@ -1182,6 +1339,9 @@ VAGUE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         "Can somebody help me out with my checking account?",
         "Hi there, my profile with you needs some attention.",
     ), (
+        "Hi, could you help me with something on my account?",
+        "acount problem",
+    ), (
         "Something about my membership needs sorting.",
         "I'm having trouble with my account settings.",
     )),
@@ -1199,6 +1359,9 @@ VAGUE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         "Good evening, I was hoping someone could help me out.",
         "Hey, quick question for you.",
         "Not sure who to ask about this, can you help?",
+    ), (
+        "Hello, can someone help me please?",
+        "need help asap",
     ), (
         "Could you help me with something?",
         "I've got an issue.",
@@ -1286,6 +1449,15 @@ OPENERS: dict[str, tuple[tuple[str, tuple[float, float, float]], ...]] = {
         ("I've never been treated this badly by a bank!", (0.0, 0.0, 0.04)),
         ("Are you all completely incompetent?!", (0.0, 0.0, 0.04)),
         ("ANSWER ME!!!", (0.0, 0.0, 0.04)),
+    ),
+    "val": (
+        ("", (0.5, 0.3, 0.0)),
+        ("Hi again.", (0.25, 0.05, 0.0)),
+        ("Evening!", (0.25, 0.0, 0.0)),
+        ("Frankly,", (0.0, 0.35, 0.1)),
+        ("This is dragging on.", (0.0, 0.3, 0.15)),
+        ("What a farce.", (0.0, 0.0, 0.35)),
+        ("I'm raging.", (0.0, 0.0, 0.4)),
     ),
     "test": (
         ("", (0.5, 0.3, 0.0)),
@@ -1378,6 +1550,15 @@ CLOSERS: dict[str, tuple[tuple[str, tuple[float, float, float]], ...]] = {
         ("Ombudsman next, I promise you!", (0.0, 0.0, 0.0349)),
         ("How hard can it be?!", (0.0, 0.0088, 0.0349)),
         ("Not good enough, not even close!", (0.0, 0.0, 0.0349)),
+    ),
+    "val": (
+        ("", (0.45, 0.35, 0.1)),
+        ("Thanks very much.", (0.3, 0.0, 0.0)),
+        ("Grateful for your help.", (0.25, 0.0, 0.0)),
+        ("I'd like a reply today, please.", (0.0, 0.4, 0.0)),
+        ("I want it dealt with.", (0.0, 0.25, 0.2)),
+        ("Resolve this at once!", (0.0, 0.0, 0.4)),
+        ("Shocking.", (0.0, 0.0, 0.3)),
     ),
     "test": (
         ("", (0.45, 0.35, 0.1)),

@@ -1,7 +1,8 @@
 """Baseline table for the customer-service env: success rate, mean return and turns per policy.
 
 Run ``python -m envs.customer_service.baseline_table --episodes 1000`` (add
-``--banking77 DIR`` for the Banking77 rows, DIR holding ``train.csv`` and ``test.csv``).
+``--banking77 DIR`` for the Banking77 rows, DIR holding ``train.csv`` and ``test.csv``; the
+validation rows are the part of ``train.csv`` that ``split="val"`` holds out).
 Uses gymnasium and numpy only.
 """
 
@@ -59,12 +60,16 @@ def evaluate_baseline(
 def _rows(banking77: str | None) -> list[tuple[str, dict[str, Any]]]:
     rows: list[tuple[str, dict[str, Any]]] = [
         ("built-in train", {"split": "train"}),
+        ("built-in val", {"split": "val"}),
         ("built-in test", {"split": "test"}),
     ]
     if banking77:
-        for split in ("train", "test"):
-            path = os.path.join(banking77, f"{split}.csv")
-            rows.append((f"Banking77 {split}.csv", {"split": split, "dataset": path}))
+        train, test = os.path.join(banking77, "train.csv"), os.path.join(banking77, "test.csv")
+        rows += [
+            ("Banking77 train.csv, train part", {"split": "train", "dataset": train}),
+            ("Banking77 train.csv, val part", {"split": "val", "dataset": train}),
+            ("Banking77 test.csv", {"split": "test", "dataset": test}),
+        ]
     return rows
 
 

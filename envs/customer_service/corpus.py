@@ -7,7 +7,9 @@ bank, and uses the same bank to score how likely a transcript is under a hypothe
 state (:meth:`CustomerServiceEnv.log_likelihood`).
 
 :func:`builtin_bank` compiles the corpus in :mod:`envs.customer_service._corpus_data` for one
-split; the train and test splits share intents and groups but no templates or mood phrases.
+split; the train, val and test splits share intents and groups but no templates or mood
+phrases. Train is for learning, val (validation) for every choice (the best checkpoint,
+hyperparameters, variants), test for a config's final figure.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ __all__ = [
 
 #: Customer moods, in order of increasing upset; a state stores the index.
 MOODS: tuple[str, ...] = ("calm", "frustrated", "angry")
-#: Corpus splits; their templates and mood phrases are disjoint.
-SPLITS: tuple[str, ...] = ("train", "test")
+#: Corpus splits (training, validation, test); their templates and mood phrases are disjoint.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Kinds of customer reply besides requests (see ``_corpus_data.REPLIES``).
 REPLY_KINDS: tuple[str, ...] = ("complaint", "ack", "leave", "thanks", "handoff")
 
@@ -188,11 +190,12 @@ def _topic_of_groups(groups: Sequence[str]) -> tuple[str, ...]:
 
 
 def check_split(split: str) -> None:
-    """Raise :class:`CustomerServiceConfigError` unless ``split`` is ``"train"``/``"test"``."""
+    """Raise :class:`CustomerServiceConfigError` unless ``split`` is one of :data:`SPLITS`."""
     if split not in SPLITS:
         raise CustomerServiceConfigError(
             f"split={split!r} is not a corpus split; expected one of {SPLITS}. Pass "
-            'split="train" for training and split="test" for evaluation.'
+            'split="train" for training, split="val" for evaluations that choose (best model, '
+            'tuning, variants) and split="test" for the final figure.'
         )
 
 
@@ -252,7 +255,7 @@ def make_bank(
 
 @functools.cache
 def builtin_bank(split: str = "train") -> UtteranceBank:
-    """The built-in banking corpus for ``split`` (``"train"`` or ``"test"``), compiled once.
+    """The built-in banking corpus for ``split`` (one of :data:`SPLITS`), compiled once.
 
     Raises:
         CustomerServiceConfigError: If ``split`` is not a corpus split.
@@ -304,12 +307,21 @@ def iter_openings(bank: UtteranceBank) -> Iterator[str]:
 
 
 def corpus_statistics(split: str = "train") -> dict[str, int]:
-    """Counts describing the built-in corpus split: groups, intents, templates, openings.
+    """Counts describing a built-in corpus split: groups, intents, templates, phrases, openings.
 
-    ``openings`` is the number of different opening messages: distinct filled requests
-    (specific and vague) times opener phrases times closer phrases. Every combination is a
-    different string (a test compares this with the distinct strings of
-    :func:`iter_openings`), and counting them this way needs no enumeration.
+    ``specific_templates`` and ``vague_templates`` count phrasings (before slots are filled);
+    ``opener_phrases`` and ``closer_phrases`` count the split's non-empty mood phrases (a
+    request may also come without one). ``openings`` is the number of different opening
+    messages: distinct filled requests (specific and vague) times opener phrases times closer
+    phrases, the empty phrase included. Every combination is a different string (a test
+    compares this with the distinct strings of :func:`iter_openings`), and counting them this
+    way needs no enumeration.
+
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"``.
+
+    Raises:
+        CustomerServiceConfigError: If ``split`` is not a corpus split.
     """
     bank = builtin_bank(split)
     requests = {
@@ -320,5 +332,7 @@ def corpus_statistics(split: str = "train") -> dict[str, int]:
         "intents": len(bank.intents),
         "specific_templates": sum(len(ids) for ids in bank.intent_bodies),
         "vague_templates": sum(len(ids) for ids in bank.topic_bodies.values()),
+        "opener_phrases": sum(bool(text) for text in bank.openers.texts),
+        "closer_phrases": sum(bool(text) for text in bank.closers.texts),
         "openings": len(requests) * len(bank.openers.texts) * len(bank.closers.texts),
     }

@@ -5,32 +5,49 @@ category to the resolution group the agent must pick. The package ships a mappin
 Banking77 category names into the 11 built-in groups (``data/banking77_groups.json``, our own
 grouping); the Banking77 data itself is not redistributed.
 
-For a train/test split pass the split's own file: ``dataset=".../train.csv"`` for training and
-``dataset=".../test.csv"`` for evaluation. The group list (the action space) comes from the
-mapping, so both files give the same actions. ``split`` then only selects which vague openings
-and mood phrases wrap the rows.
+Splits: pass the training file with ``split="train"`` or ``split="val"`` and the test file with
+``split="test"``. A validation part of the training file is held out by
+:func:`validation_split`: ``split="train"`` uses the rows not held out, ``split="val"`` only the
+held-out rows (``val_fraction`` of each category, 0.1 by default), ``split="test"`` every row of
+the file given. The group list (the action space) comes from the mapping, so every file and
+split gives the same actions. ``split`` also selects which vague openings and mood phrases of
+the built-in corpus wrap the rows.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import json
+import math
+import numbers
 import os
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
 from envs._text import clean_text
 from envs.customer_service import _corpus_data as data
 from envs.customer_service.corpus import Template, UtteranceBank, check_split, make_bank
-from envs.customer_service.errors import DatasetFormatError
+from envs.customer_service.errors import CustomerServiceConfigError, DatasetFormatError
 
-__all__ = ["BANKING77_GROUPS_FILE", "DatasetNotFoundError", "dataset_bank", "load_groups",
-           "read_dataset"]
+__all__ = [
+    "BANKING77_GROUPS_FILE",
+    "DEFAULT_VAL_FRACTION",
+    "DatasetNotFoundError",
+    "check_val_fraction",
+    "dataset_bank",
+    "load_groups",
+    "read_dataset",
+    "validation_split",
+]
 
 #: Name of the bundled Banking77 category -> group mapping inside the package's data folder.
 BANKING77_GROUPS_FILE = "banking77_groups.json"
+#: Share of each category's rows of a training file held out for ``split="val"``.
+DEFAULT_VAL_FRACTION = 0.1
 _HEADER = ("text", "category")
 
 
@@ -173,6 +190,67 @@ def read_dataset(path: str | os.PathLike, groups: Mapping[str, str]) -> list[tup
     return rows
 
 
+def check_val_fraction(val_fraction: float) -> float:
+    """``val_fraction`` as a float, checked to lie in [0, 1).
+
+    Raises:
+        CustomerServiceConfigError: If it is not a number with ``0 <= val_fraction < 1``.
+    """
+    if (
+        isinstance(val_fraction, bool)
+        or not isinstance(val_fraction, numbers.Real)
+        or not 0.0 <= float(val_fraction) < 1.0
+    ):
+        raise CustomerServiceConfigError(
+            f"val_fraction={val_fraction!r} must be a number in [0, 1): the share of each "
+            "category's rows of the dataset held out for split='val', e.g. val_fraction=0.1 "
+            "(0 holds out nothing)."
+        )
+    return float(val_fraction)
+
+
+def _text_key(text: str) -> str:
+    """A stable pseudo-random key of a text (the same in every process and on every machine)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def validation_split(
+    rows: Sequence[tuple[str, str]], val_fraction: float = DEFAULT_VAL_FRACTION
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Hold out a validation part of a dataset's rows, per category and by text.
+
+    Within each category the distinct texts are ordered by the SHA-256 of their text, and the
+    first ``round(val_fraction * n)`` of its ``n`` distinct texts are held out (halves round
+    up), but never all of them: at least one text of every category stays for training. A
+    category too small to hold out anything (fewer than ``0.5 / val_fraction`` distinct texts,
+    e.g. fewer than 5 with 0.1) stays whole in the training part. Every row whose text is held
+    out goes to validation, so repeated rows never straddle the two parts. The split depends
+    only on the rows' texts and categories, not on their order or on any random seed.
+
+    Args:
+        rows: ``(text, category)`` pairs, e.g. from :func:`read_dataset`.
+        val_fraction: Share of each category's distinct texts to hold out, in [0, 1).
+
+    Returns:
+        ``(train_rows, val_rows)``, each in the order of ``rows``.
+
+    Raises:
+        CustomerServiceConfigError: If ``val_fraction`` is not in [0, 1).
+    """
+    fraction = check_val_fraction(val_fraction)
+    texts: dict[str, set[str]] = defaultdict(set)
+    for text, category in rows:
+        texts[category].add(text)
+    held_out: set[tuple[str, str]] = set()
+    for category, distinct in texts.items():
+        count = min(math.floor(fraction * len(distinct) + 0.5), len(distinct) - 1)
+        ordered = sorted(distinct, key=lambda text: (_text_key(text), text))
+        held_out.update((text, category) for text in ordered[:count])
+    train = [row for row in rows if (row[0], row[1]) not in held_out]
+    val = [row for row in rows if (row[0], row[1]) in held_out]
+    return train, val
+
+
 def _label(group: str) -> str:
     known = dict(data.GROUPS)
     return known.get(group, group.replace("_", " "))
@@ -180,10 +258,24 @@ def _label(group: str) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _cached_bank(
-    path: str, stamp: tuple[int, int], groups: tuple[tuple[str, str], ...], split: str
+    path: str,
+    stamp: tuple[int, int],
+    groups: tuple[tuple[str, str], ...],
+    split: str,
+    val_fraction: float,
 ) -> UtteranceBank:
     mapping = dict(groups)
     rows = read_dataset(path, mapping)
+    if split != "test":
+        train_rows, val_rows = validation_split(rows, val_fraction)
+        rows = train_rows if split == "train" else val_rows
+        if not rows:
+            raise CustomerServiceConfigError(
+                f"split='val' with val_fraction={val_fraction!r} holds out no rows of {path}: "
+                "a category of n distinct texts gives round(val_fraction * n) of them to "
+                "validation and keeps at least one for training. Pass a larger val_fraction "
+                "(e.g. 0.1 with 5 or more texts per category) or a larger file."
+            )
     group_names = list(dict.fromkeys(mapping.values()))
     intents = sorted({category for _, category in rows})
     index = {name: i for i, name in enumerate(intents)}
@@ -204,24 +296,40 @@ def dataset_bank(
     path: str | os.PathLike,
     groups: Mapping[str, str] | str | os.PathLike | None = None,
     split: str = "train",
+    val_fraction: float = DEFAULT_VAL_FRACTION,
 ) -> UtteranceBank:
     """An :class:`UtteranceBank` whose specific requests are the rows of a CSV file.
 
-    Intents are the categories present in the file; resolve actions are the groups of the
-    mapping (all of them, present or not, so train and test files share an action space).
-    Results are cached per file (path, size, modification time), mapping and split.
+    Intents are the categories present in the rows used; resolve actions are the groups of
+    the mapping (all of them, present or not, so every file and split shares an action space).
+    Results are cached per file (path, size, modification time), mapping, split and fraction.
 
     Args:
         path: CSV ``text,category``.
         groups: Category -> group mapping (see :func:`load_groups`).
-        split: Which vague openings and mood phrases to use (``"train"`` or ``"test"``).
+        split: ``"train"``: the rows :func:`validation_split` does not hold out; ``"val"``:
+            only the held-out rows; ``"test"``: every row. Also selects the built-in corpus
+            split whose vague openings and mood phrases wrap the rows.
+        val_fraction: Share of each category held out for ``"val"`` (see
+            :func:`validation_split`); unused with ``"test"``.
+
+    Raises:
+        CustomerServiceConfigError: If ``split`` or ``val_fraction`` is invalid, or
+            ``split="val"`` holds out no rows.
+        DatasetNotFoundError: If a file does not exist.
+        DatasetFormatError: If a file is malformed.
     """
     check_split(split)
+    fraction = check_val_fraction(val_fraction)
     mapping = load_groups(groups)
     resolved = Path(path)
     if not resolved.is_file():
         read_dataset(resolved, mapping)  # raises DatasetNotFoundError
     stat = resolved.stat()
     return _cached_bank(
-        str(resolved.resolve()), (stat.st_size, stat.st_mtime_ns), tuple(mapping.items()), split
+        str(resolved.resolve()),
+        (stat.st_size, stat.st_mtime_ns),
+        tuple(mapping.items()),
+        split,
+        fraction,
     )

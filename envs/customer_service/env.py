@@ -23,7 +23,7 @@ from envs.customer_service._rendering import _DialogueRendering
 from envs.customer_service.baselines import HeuristicPolicy, OraclePolicy, RandomPolicy
 from envs.customer_service.config import RewardConfig
 from envs.customer_service.corpus import MOODS, UtteranceBank, builtin_bank, check_split
-from envs.customer_service.dataset import dataset_bank
+from envs.customer_service.dataset import DEFAULT_VAL_FRACTION, check_val_fraction, dataset_bank
 from envs.customer_service.errors import (
     CustomerServiceConfigError,
     EpisodeFinishedError,
@@ -107,10 +107,23 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
     See ``__init__``; e.g. ``gym.make("rlagent/CustomerService-v0", split="test")`` or
     ``gym.make("rlagent/CustomerService-v0", dataset=".../banking77/train.csv")``.
 
+    Splits: ``split="train"`` for learning, ``split="val"`` (validation) for every choice
+    (the best checkpoint, hyperparameters, variants) and ``split="test"`` once per config for
+    the figure reported. The built-in corpus has disjoint phrasings per split (44 intents;
+    827 specific and 41 vague templates for train, 88 and 6 each for val and test). With
+    ``dataset=``, train and val are two parts of the training file: ``val_fraction`` (0.1) of
+    each category's distinct texts, chosen by a stable hash of the text (the same whatever the
+    row order), is held out for ``split="val"`` and the rest used by ``split="train"``; at
+    least one text per category stays in train, and a category too small to hold out any
+    (fewer than 5 texts at 0.1) stays whole in train. ``split="test"`` uses every row of the
+    file given, the test CSV.
+
     ## Version History
 
     * v0: Initial version; the ``"request"`` entry was added to the observation before the
-      first release.
+      first release. Later, backward compatible: ``split="val"`` (new phrasings; train and
+      test unchanged) and ``val_fraction`` (dataset mode: ``split="train"`` now leaves out
+      the held-out tenth of the training file; pass ``val_fraction=0`` for every row).
 
     Example:
         >>> import gymnasium as gym, envs
@@ -144,6 +157,7 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
         split: str = "train",
         dataset: str | os.PathLike | None = None,
         groups: Mapping[str, str] | str | os.PathLike | None = None,
+        val_fraction: float = DEFAULT_VAL_FRACTION,
         reward: RewardConfig | None = None,
         patience: tuple[int, int] = (4, 8),
         vague_prob: float = 0.3,
@@ -157,13 +171,18 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
 
         Args:
             render_mode: ``"ansi"`` (``render()`` returns the transcript) or ``None``.
-            split: ``"train"`` or ``"test"``: which templates and mood phrases customers use
-                (disjoint phrasings). With ``dataset``, pass the split's own CSV too.
+            split: ``"train"``, ``"val"`` or ``"test"``: which templates and mood phrases
+                customers use (disjoint phrasings). With ``dataset``, ``"train"`` and
+                ``"val"`` take the training file's two parts (see ``val_fraction``) and
+                ``"test"`` every row of the file given (pass the test CSV).
             dataset: Optional CSV ``text,category`` whose rows replace the built-in specific
-                requests (e.g. Banking77's ``train.csv`` for training, ``test.csv`` for
-                evaluation).
+                requests (e.g. Banking77's ``train.csv`` for training and validation,
+                ``test.csv`` for the final test).
             groups: With ``dataset``: category -> group mapping, a dict or JSON file;
                 ``None`` uses the bundled Banking77 mapping.
+            val_fraction: With ``dataset``: the share of each category's distinct texts held
+                out of ``split="train"`` for ``split="val"``, in [0, 1) (see
+                :func:`envs.customer_service.dataset.validation_split`). Unused otherwise.
             reward: Reward configuration; ``None`` for the defaults.
             patience: Inclusive range the customer's patience (agent turns) is drawn from.
             vague_prob: Probability that the opening is vague.
@@ -178,6 +197,7 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
             DatasetFormatError: If the dataset or mapping file is malformed.
         """
         check_split(split)
+        val_fraction = check_val_fraction(val_fraction)
         lo, hi = (int(p) for p in patience)
         if not 1 <= lo <= hi:
             raise CustomerServiceConfigError(
@@ -206,6 +226,7 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
             )
         self.render_mode = render_mode
         self.split = split
+        self.val_fraction = val_fraction
         self.reward_config = reward if reward is not None else RewardConfig()
         self.patience_range = (lo, hi)
         self.vague_prob = float(vague_prob)
@@ -215,7 +236,9 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
         self.history = int(history)
         self.max_length = int(max_length)
         self.bank: UtteranceBank = (
-            builtin_bank(split) if dataset is None else dataset_bank(dataset, groups, split)
+            builtin_bank(split)
+            if dataset is None
+            else dataset_bank(dataset, groups, split, val_fraction=val_fraction)
         )
         bank = self.bank
         self.groups: tuple[str, ...] = bank.groups

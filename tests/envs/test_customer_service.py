@@ -29,6 +29,7 @@ from envs.customer_service import env as env_module
 ENV_ID = "rlagent/CustomerService-v0"
 VARIANTS = [
     {},
+    {"split": "val"},
     {"split": "test"},
     {"noise": 0.2},
     {"vague_prob": 1.0, "history": 3},
@@ -39,6 +40,7 @@ def banking77_variants(shared_data):
     folder = shared_data / "banking77"
     return [
         {"dataset": str(folder / "train.csv"), "split": "train"},
+        {"dataset": str(folder / "train.csv"), "split": "val"},
         {"dataset": str(folder / "test.csv"), "split": "test"},
     ]
 
@@ -98,7 +100,7 @@ def test_same_seed_same_actions_same_transcript():
 @given(
     seed=st.integers(0, 2**31 - 1),
     actions=st.lists(st.integers(0, 13), min_size=1, max_size=30),
-    split=st.sampled_from(["train", "test"]),
+    split=st.sampled_from(["train", "val", "test"]),
     noise=st.sampled_from([0.0, 0.3]),
 )
 def test_random_action_sequences(seed, actions, split, noise):
@@ -241,7 +243,12 @@ def test_action_masks_reachable_through_wrappers():
 
 
 def test_constructor_errors():
-    with pytest.raises(CustomerServiceConfigError, match=re.escape("split='dev' is not")):
+    message = (
+        "split='dev' is not a corpus split; expected one of ('train', 'val', 'test'). Pass "
+        'split="train" for training, split="val" for evaluations that choose (best model, '
+        'tuning, variants) and split="test" for the final figure.'
+    )
+    with pytest.raises(CustomerServiceConfigError, match=re.escape(message)):
         CustomerServiceEnv(split="dev")
     with pytest.raises(CustomerServiceConfigError, match=re.escape("patience=(5, 2) must")):
         CustomerServiceEnv(patience=(5, 2))
@@ -318,8 +325,9 @@ def test_set_state_errors():
         env.set_state(state)
 
 
-def test_log_likelihood_true_state_finite_and_wrong_intent_impossible():
-    env = CustomerServiceEnv()
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_log_likelihood_true_state_finite_and_wrong_intent_impossible(split):
+    env = CustomerServiceEnv(split=split)
     for seed in range(30):
         env.reset(seed=seed, options={"vague": False})
         env.step(env.APOLOGISE)
@@ -372,7 +380,7 @@ def test_sample_hidden_particles_recover_true_intent():
 
 
 # ---------------------------------------------------------------- baselines
-@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_baselines_run_and_oracle_is_best(split):
     env = gym.make(ENV_ID, split=split)
     returns = {}
@@ -394,8 +402,9 @@ def test_baselines_run_and_oracle_is_best(split):
     assert returns["oracle"] > returns["heuristic"] > returns["random"]
 
 
-def test_oracle_always_succeeds():
-    env = gym.make(ENV_ID, split="test")
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_oracle_always_succeeds(split):
+    env = gym.make(ENV_ID, split=split)
     oracle = CustomerServiceEnv.BASELINES["oracle"](env)
     for episode in range(30):
         obs, _ = env.reset(seed=episode)
@@ -423,4 +432,9 @@ def test_baseline_table_module(capsys):
     assert result["success_rate"] == 1.0 and result["mean_turns"] >= 1.0
     main(["--episodes", "2", "--policies", "random"])
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("| data | policy |") and len(out) == 4
+    assert out[0].startswith("| data | policy |") and len(out) == 5
+    assert [line.split(" | ")[0] for line in out[2:]] == [
+        "| built-in train",
+        "| built-in val",
+        "| built-in test",
+    ]

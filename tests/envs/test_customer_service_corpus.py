@@ -11,11 +11,11 @@ import pytest
 
 from envs.customer_service import _corpus_data as data
 from envs.customer_service import builtin_bank, corpus_statistics, iter_openings
-from envs.customer_service.corpus import Template, UtteranceBank
+from envs.customer_service.corpus import SPLITS, Template, UtteranceBank
 from envs.customer_service.errors import CustomerServiceConfigError
 
 
-@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("split", SPLITS)
 def test_corpus_counts(split):
     stats = corpus_statistics(split)
     assert stats["groups"] >= 10
@@ -26,35 +26,70 @@ def test_corpus_counts(split):
     assert all(len(ids) >= 2 for ids in bank.intent_bodies)
 
 
-def test_opening_count_is_the_number_of_distinct_strings():
-    assert corpus_statistics("test")["openings"] == len(set(iter_openings(builtin_bank("test"))))
+def test_splits_are_train_val_test():
+    assert SPLITS == ("train", "val", "test")
 
 
-def test_train_and_test_templates_are_disjoint():
-    train, test = builtin_bank("train"), builtin_bank("test")
-    train_templates = {train.bodies[b].text for ids in train.intent_bodies for b in ids}
-    test_templates = {test.bodies[b].text for ids in test.intent_bodies for b in ids}
-    assert train_templates.isdisjoint(test_templates)
-    vague_train = {train.bodies[b].text for ids in train.topic_bodies.values() for b in ids}
-    vague_test = {test.bodies[b].text for ids in test.topic_bodies.values() for b in ids}
-    assert vague_train.isdisjoint(vague_test)
-    assert set(train.openers.texts) - {""} and (
-        (set(train.openers.texts) - {""}).isdisjoint(set(test.openers.texts) - {""})
-    )
-    assert (set(train.closers.texts) - {""}).isdisjoint(set(test.closers.texts) - {""})
-    assert train.intents == test.intents and train.groups == test.groups
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_opening_count_is_the_number_of_distinct_strings(split):
+    assert corpus_statistics(split)["openings"] == len(set(iter_openings(builtin_bank(split))))
+
+
+def test_val_split_has_the_size_of_the_test_split():
+    val, test = corpus_statistics("val"), corpus_statistics("test")
+    for key in ("specific_templates", "vague_templates", "opener_phrases", "closer_phrases"):
+        assert val[key] == test[key]
+    assert all(len(ids) == 2 for ids in builtin_bank("val").intent_bodies)
+
+
+def _wording(bank):
+    """The bank's phrasings by kind: specific and vague templates, opener and closer phrases."""
+    return {
+        "specific": {bank.bodies[b].text for ids in bank.intent_bodies for b in ids},
+        "vague": {bank.bodies[b].text for ids in bank.topic_bodies.values() for b in ids},
+        "openers": set(bank.openers.texts) - {""},
+        "closers": set(bank.closers.texts) - {""},
+    }
+
+
+@pytest.mark.parametrize("first,second", list(itertools.combinations(SPLITS, 2)))
+def test_splits_are_pairwise_disjoint(first, second):
+    a, b = builtin_bank(first), builtin_bank(second)
+    wording_a, wording_b = _wording(a), _wording(b)
+    for kind, texts in wording_a.items():
+        assert texts, f"{first} has no {kind}"
+        assert texts.isdisjoint(wording_b[kind]), (kind, texts & wording_b[kind])
+    assert a.intents == b.intents and a.groups == b.groups
+
+
+def test_data_tables_are_pairwise_disjoint_per_intent_and_topic():
+    # Also across intents: no phrasing of one split appears anywhere in another split.
+    for tables in (data.INTENTS.values(), ([None, *pair] for pair in data.VAGUE.values())):
+        per_split = [set() for _ in SPLITS]
+        for row in tables:
+            for index, templates in enumerate(row[1:]):
+                assert templates and len(set(templates)) == len(templates)
+                per_split[index].update(templates)
+        for a, b in itertools.combinations(per_split, 2):
+            assert a.isdisjoint(b), a & b
 
 
 def test_templates_use_known_slots_and_slots_vary():
-    for group, train, test in data.INTENTS.values():
-        assert group in dict(data.GROUPS)
-        for text in (*train, *test):
+    for group, *splits in data.INTENTS.values():
+        assert group in dict(data.GROUPS) and len(splits) == len(SPLITS)
+        for text in itertools.chain(*splits):
             template = Template.parse(text)
             assert set(template.slots) <= set(data.SLOTS)
     slotted = sum(
-        bool(Template.parse(t).slots) for _, tr, te in data.INTENTS.values() for t in (*tr, *te)
+        bool(Template.parse(t).slots)
+        for _, *splits in data.INTENTS.values()
+        for t in itertools.chain(*splits)
     )
     assert slotted >= 100
+    val_slotted = sum(
+        bool(Template.parse(t).slots) for _, _, val, _ in data.INTENTS.values() for t in val
+    )
+    assert val_slotted >= 40
 
 
 def test_names_never_appear_in_wording():
@@ -63,12 +98,14 @@ def test_names_never_appear_in_wording():
     assert all("_" in name for name in names)
     bank = builtin_bank("train")
     sample = list(itertools.islice(iter_openings(builtin_bank("test")), 0, 20000, 7))
+    sample += list(itertools.islice(iter_openings(builtin_bank("val")), 0, 20000, 7))
     sample += [t for kind in bank.replies for t in kind]
     assert not any("_" in text for text in sample)
 
 
 @pytest.mark.parametrize("table", [data.OPENERS, data.CLOSERS])
 def test_mood_tables_are_distributions(table):
+    assert tuple(table) == SPLITS
     for rows in table.values():
         probs = np.array([p for _, p in rows])
         np.testing.assert_allclose(probs.sum(axis=0), 1.0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import math
+import random
 import re
 
 import gymnasium as gym
@@ -11,6 +13,7 @@ import pytest
 
 import envs  # noqa: F401  (registers the ids)
 from envs.customer_service import (
+    CustomerServiceConfigError,
     CustomerServiceEnv,
     DatasetFormatError,
     DatasetNotFoundError,
@@ -18,6 +21,7 @@ from envs.customer_service import (
     read_dataset,
 )
 from envs.customer_service._corpus_data import GROUPS
+from envs.customer_service.dataset import validation_split
 
 
 def write(path, text):
@@ -120,3 +124,122 @@ def test_dataset_text_is_cleaned(tmp_path):
     csv = write(tmp_path / "d.csv", 'text,category\n"Caf\u00e9  \u2603 card\nplease",arrival\n')
     rows = read_dataset(csv, {"arrival": "cards"})
     assert rows == [("Cafe card please", "arrival")]
+
+
+def _bank_texts(env):
+    bank = env.unwrapped.bank
+    return collections.Counter(bank.bodies[b].text for ids in bank.intent_bodies for b in ids)
+
+
+def test_banking77_validation_part(shared_data):
+    folder = shared_data / "banking77"
+    rows = read_dataset(folder / "train.csv", load_groups(None))
+    train = CustomerServiceEnv(dataset=folder / "train.csv", split="train")
+    val = CustomerServiceEnv(dataset=folder / "train.csv", split="val")
+    train_texts, val_texts = _bank_texts(train), _bank_texts(val)
+    assert set(train_texts).isdisjoint(val_texts)
+    assert train_texts + val_texts == collections.Counter(text for text, _ in rows)
+    assert len(train.intents) == len(val.intents) == 77
+    assert sum(val_texts.values()) == pytest.approx(0.1 * len(rows), abs=77 / 2)
+    assert val.action_names == train.action_names
+    val.reset(seed=0)
+    assert math.isfinite(val.log_likelihood(val.get_state()))
+
+
+def _rows():
+    """Categories of 40, 23, 7, 4 and 1 distinct texts; some texts repeated."""
+    rows = []
+    for category, size in (("big", 40), ("mid", 23), ("small", 7), ("tiny", 4), ("one", 1)):
+        rows += [(f"{category} request number {i}", category) for i in range(size)]
+    rows += [("big request number 3", "big"), ("mid request number 5", "mid")] * 2
+    return rows
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 0.9])
+def test_validation_split_is_a_stratified_partition(fraction):
+    rows = _rows()
+    train, val = validation_split(rows, fraction)
+    assert collections.Counter(train) + collections.Counter(val) == collections.Counter(rows)
+    assert {text for text, _ in train}.isdisjoint(text for text, _ in val)
+    for category in {c for _, c in rows}:
+        n = len({t for t, c in rows if c == category})
+        held = len({t for t, c in val if c == category})
+        kept = len({t for t, c in train if c == category})
+        assert held + kept == n and kept >= 1
+        assert held == min(math.floor(fraction * n + 0.5), n - 1)
+        assert abs(held - fraction * n) <= 0.5 or held == n - 1
+
+
+def test_validation_split_keeps_small_categories_whole_and_zero_holds_out_nothing():
+    train, val = validation_split(_rows(), 0.1)
+    assert {c for _, c in val} == {"big", "mid", "small"}  # 4 texts or fewer: too small at 0.1
+    assert validation_split(_rows(), 0.0) == (_rows(), [])
+
+
+def test_validation_split_is_independent_of_row_order():
+    rows = _rows()
+    shuffled = list(rows)
+    random.Random(0).shuffle(shuffled)
+    train, val = validation_split(rows, 0.2)
+    train_s, val_s = validation_split(shuffled, 0.2)
+    assert collections.Counter(train) == collections.Counter(train_s)
+    assert collections.Counter(val) == collections.Counter(val_s)
+    assert val_s == [row for row in shuffled if row in set(val)]  # file order kept
+
+
+def _write_rows(path, rows):
+    lines = ["text,category", *(f"{text},{category}" for text, category in rows)]
+    return write(path, "\n".join(lines) + "\n")
+
+
+def test_env_splits_of_a_dataset(tmp_path):
+    rows = _rows()
+    groups = {c: "cards" if c in ("big", "tiny") else "payments" for _, c in rows}
+    csv = _write_rows(tmp_path / "d.csv", rows)
+    shuffled = list(rows)
+    random.Random(1).shuffle(shuffled)
+    csv_shuffled = _write_rows(tmp_path / "shuffled.csv", shuffled)
+    train_rows, val_rows = validation_split(rows, 0.25)
+    envs_by_split = {
+        split: CustomerServiceEnv(dataset=csv, groups=groups, split=split, val_fraction=0.25)
+        for split in ("train", "val", "test")
+    }
+    assert _bank_texts(envs_by_split["train"]) == collections.Counter(t for t, _ in train_rows)
+    assert _bank_texts(envs_by_split["val"]) == collections.Counter(t for t, _ in val_rows)
+    assert _bank_texts(envs_by_split["test"]) == collections.Counter(t for t, _ in rows)
+    assert envs_by_split["val"].intents == ("big", "mid", "small", "tiny")
+    assert len({env.action_names for env in envs_by_split.values()}) == 1
+    reordered = CustomerServiceEnv(
+        dataset=csv_shuffled, groups=groups, split="val", val_fraction=0.25
+    )
+    assert _bank_texts(reordered) == _bank_texts(envs_by_split["val"])
+    default = CustomerServiceEnv(dataset=csv, groups=groups, split="val")
+    assert _bank_texts(default) == collections.Counter(t for t, _ in validation_split(rows)[1])
+    everything = CustomerServiceEnv(dataset=csv, groups=groups, val_fraction=0)
+    assert _bank_texts(everything) == _bank_texts(envs_by_split["test"])
+    env = envs_by_split["val"]
+    env.reset(seed=0)
+    assert math.isfinite(env.log_likelihood(env.get_state()))
+
+
+@pytest.mark.parametrize("fraction", [1.0, -0.1, 1.5, "0.1", True, None])
+def test_bad_val_fraction(tmp_path, fraction):
+    csv = _write_rows(tmp_path / "d.csv", _rows())
+    message = f"val_fraction={fraction!r} must be a number in [0, 1): the share of each"
+    with pytest.raises(CustomerServiceConfigError, match=re.escape(message)):
+        CustomerServiceEnv(dataset=csv, groups={c: "g" for _, c in _rows()}, val_fraction=fraction)
+    with pytest.raises(CustomerServiceConfigError, match=re.escape(message)):
+        validation_split(_rows(), fraction)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.05])
+def test_val_split_without_held_out_rows(tmp_path, fraction):
+    rows = [(f"text {i}", "tiny") for i in range(4)]
+    csv = _write_rows(tmp_path / "d.csv", rows)
+    with pytest.raises(
+        CustomerServiceConfigError,
+        match=re.escape(f"split='val' with val_fraction={fraction!r} holds out no rows of"),
+    ):
+        CustomerServiceEnv(dataset=csv, groups={"tiny": "g"}, split="val", val_fraction=fraction)
+    env = CustomerServiceEnv(dataset=csv, groups={"tiny": "g"}, val_fraction=fraction)
+    assert sum(_bank_texts(env).values()) == 4
