@@ -19,6 +19,7 @@ from envs.customer_service.dataset import (
     dataset_bank,
     load_groups,
     read_dataset,
+    validation_split,
 )
 from envs.customer_service.env import CustomerServiceEnv, DialogueState, TurnKind
 from envs.customer_service.errors import (
@@ -49,4 +50,5 @@ __all__ = [
     "iter_openings",
     "load_groups",
     "read_dataset",
+    "validation_split",
 ]

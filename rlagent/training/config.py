@@ -57,8 +57,11 @@ class TrainConfig:
             the encoder's ``hidden_states`` (0: embeddings, -1: last layer), e.g. ``[-1, 3]``;
             ``None`` pools the last layer only.
         env_kwargs: Keyword arguments of the training environment.
-        eval_env_kwargs: Keyword arguments of the evaluation environment (defaults to
-            ``env_kwargs``; the bundled configs evaluate on the test split).
+        eval_env_kwargs: Keyword arguments of the evaluation environment, merged over
+            ``env_kwargs``. It scores the evaluations during training, ``best_model.zip``,
+            the final evaluation in ``metrics.json`` and the baselines, so it should be a
+            validation env: the bundled customer-service config uses ``split: val``; measure
+            the test split afterwards with ``rlagent evaluate``.
         ppo: Keyword arguments for Stable-Baselines3's PPO (``n_steps``, ``batch_size``...).
             ``learning_rate`` and ``clip_range`` may be ``"lin_<value>"`` (RL Baselines3 Zoo's
             notation): a linear decay from ``value`` at the start to 0 at ``n_timesteps``.

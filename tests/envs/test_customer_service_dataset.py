@@ -19,9 +19,9 @@ from envs.customer_service import (
     DatasetNotFoundError,
     load_groups,
     read_dataset,
+    validation_split,
 )
 from envs.customer_service._corpus_data import GROUPS
-from envs.customer_service.dataset import validation_split
 
 
 def write(path, text):

@@ -8,7 +8,7 @@ from rlagent.training import ConfigError, TrainConfig, load_config, parse_kwargs
 def test_bundled_yaml_is_loaded_and_overrides_apply(tmp_path):
     config = load_config("rlagent/CustomerService-v0")
     assert config.n_envs == 8
-    assert config.eval_env_kwargs == {"split": "test"}
+    assert config.eval_env_kwargs == {"split": "val"}
     user = tmp_path / "user.yaml"
     user.write_text("n_envs: 2\nppo:\n  learning_rate: 0.001\n")
     config = load_config(
@@ -23,7 +23,7 @@ def test_bundled_yaml_is_loaded_and_overrides_apply(tmp_path):
     assert config.ppo["learning_rate"] == 0.001
     assert config.ppo["n_steps"] == 128  # kept from the bundled file
     assert config.env_kwargs == {"split": "train", "noise": 0.1}
-    assert config.resolved_eval_env_kwargs == {"split": "test", "noise": 0.1}
+    assert config.resolved_eval_env_kwargs == {"split": "val", "noise": 0.1}
 
 
 def test_unknown_setting_is_named(tmp_path):

@@ -128,14 +128,27 @@ def test_cli_reports_bad_input_in_one_line(capsys):
     assert "rlagent tune: error: n_trials = 0; expected at least 1 trial" in err
 
 
-def test_trials_are_scored_away_from_the_test_split():
-    # The bundled customer-service config evaluates on split=test; tuning must not select on it.
+def test_trials_are_scored_on_the_validation_split(caplog):
+    # The bundled customer-service config evaluates on split=val; tuning selects on it too.
     base = base_train_config(TuneConfig(env_id="rlagent/CustomerService-v0", timesteps=4000))
-    assert base.resolved_eval_env_kwargs["split"] == "train"
+    assert base.resolved_eval_env_kwargs["split"] == "val"
+    assert base.env_kwargs["split"] == "train"
     assert (base.eval_freq, base.checkpoint_freq, base.baseline_episodes) == (1000, 0, 0)
     assert base.average_checkpoints == 0  # the bundled config averages; a trial has no checkpoints
+    assert "split='test'" not in caplog.text
+    noisy = TuneConfig(env_id="rlagent/CustomerService-v0", eval_env_kwargs={"noise": 0.1})
+    assert base_train_config(noisy).resolved_eval_env_kwargs == {"split": "val", "noise": 0.1}
     chosen = TuneConfig(env_id="rlagent/CustomerService-v0", eval_env_kwargs={"split": "test"})
-    assert base_train_config(chosen).resolved_eval_env_kwargs["split"] == "test"
+    with caplog.at_level("WARNING", logger="rlagent.training.tuning"):
+        assert base_train_config(chosen).resolved_eval_env_kwargs["split"] == "test"
+    assert "Trials are scored on split='test'" in caplog.text
+
+
+def test_dataset_trials_are_scored_on_the_held_out_part():
+    kwargs = {"dataset": "train.csv", "split": "train"}
+    config = TuneConfig(env_id="rlagent/CustomerService-v0", env_kwargs=kwargs)
+    base = base_train_config(config)
+    assert base.resolved_eval_env_kwargs == {"dataset": "train.csv", "split": "val"}
 
 
 def test_missing_optuna_names_the_extra(tmp_path, monkeypatch):

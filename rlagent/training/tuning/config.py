@@ -119,10 +119,12 @@ class TuneConfig:
             so that processes started with the same command propose different trials.
         eval_episodes: Episodes per evaluation (default: the env config's).
         out_dir: Folder for trial runs and results (default ``runs/tune-<env name>``).
-        eval_env_kwargs: Keyword arguments of the env that scores trials. ``None`` scores them
-            on fresh episodes of the training env (its own seeds), so that a held-out split
-            such as the customer-service ``split="test"`` (the env config's evaluation env)
-            plays no part in choosing hyperparameters and stays an unbiased final check.
+        eval_env_kwargs: Keyword arguments merged over the env config's evaluation env (its
+            ``eval_env_kwargs`` over its ``env_kwargs``), which scores trials. ``None`` keeps
+            that env: the validation split ``split="val"`` for the customer-service env, fresh
+            episodes of the training env (their own seeds) for an env config without
+            ``eval_env_kwargs``. Never score trials on a test split: it stays the unbiased
+            final check of the configuration picked.
         n_evaluations: Evaluations per trial, i.e. chances to prune it.
         n_startup_trials: Trials before TPE models the search and before pruning starts.
         n_envs: Parallel envs per trial (default: the env config's).

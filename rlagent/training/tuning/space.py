@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,12 +14,15 @@ from rlagent.training.tuning.config import NET_ARCHS, SearchSpace, TuneConfig
 
 #: The evaluation metric trials report and the search maximises.
 _METRIC = "mean_return"
+logger = logging.getLogger(__package__)
 
 
 def base_train_config(config: TuneConfig) -> TrainConfig:
     """The training configuration every trial starts from (before its sampled settings).
 
-    Evaluations, on the env :attr:`TuneConfig.eval_env_kwargs` describes, are spaced for
+    Trials are scored on the env config's evaluation env (``eval_env_kwargs`` merged over
+    ``env_kwargs``: the validation split ``split="val"`` for the customer-service env),
+    updated by :attr:`TuneConfig.eval_env_kwargs`. Evaluations are spaced for
     ``n_evaluations`` per trial; checkpoints are written only at the end, the final model is
     not averaged over checkpoints and baselines are not evaluated.
     """
@@ -38,11 +42,18 @@ def base_train_config(config: TuneConfig) -> TrainConfig:
         average_checkpoints=0,
         baseline_episodes=0,
     )
-    return dataclasses.replace(
+    base = dataclasses.replace(
         base,
         eval_freq=max(base.n_timesteps // config.n_evaluations, 1),
-        eval_env_kwargs={**base.env_kwargs, **(config.eval_env_kwargs or {})},
+        eval_env_kwargs={**(base.eval_env_kwargs or {}), **(config.eval_env_kwargs or {})},
     )
+    if base.resolved_eval_env_kwargs.get("split") == "test":
+        logger.warning(
+            "Trials are scored on split='test' (eval env %s): hyperparameters chosen on the "
+            "test split make its figure optimistic; score them on split='val' instead.",
+            base.resolved_eval_env_kwargs,
+        )
+    return base
 
 
 def sample_params(trial: Any, space: SearchSpace, *, n_envs: int, budget: int) -> dict[str, Any]:
