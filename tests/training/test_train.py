@@ -452,8 +452,12 @@ def test_resume_refuses_a_budget_below_the_steps_trained(tmp_path, finished_run,
 
 @pytest.mark.parametrize(
     "mistake, error",
-    [({"encoder": "tiny-randm"}, LookupError), ({"env_kwargs": {"splt": "test"}}, TypeError)],
-    ids=["encoder", "env_kwargs"],
+    [
+        ({"encoder": "tiny-randm"}, LookupError),
+        ({"encoder_layers": [-1, 3]}, ValueError),  # tiny-random has two layers
+        ({"env_kwargs": {"splt": "test"}}, TypeError),
+    ],
+    ids=["encoder", "encoder_layers", "env_kwargs"],
 )
 def test_a_failed_start_leaves_nothing_behind(tmp_path, mistake, error):
     out = tmp_path / "runs" / "new"
