@@ -10,6 +10,9 @@ folder holding Banking77's train.csv and test.csv (the project's tests use
 
     python examples/banking77.py --data ../shared/data/banking77
     python examples/banking77.py --quick      # seconds, tiny random encoder, 1 evaluation
+
+The run goes to --out, which must be new or empty: add --overwrite to replace an earlier run
+there (only a folder that rlagent train wrote), or --resume to continue an interrupted one.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ import sys
 from pathlib import Path
 
 from rlagent.agents.evaluation import evaluate_many, format_table
-from rlagent.training import load_config, train
+from rlagent.training import (
+    CheckpointError,
+    ConfigError,
+    RunDirectoryExistsError,
+    load_config,
+    train,
+)
 
 ENV_ID = "rlagent/CustomerService-v0"
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
@@ -31,6 +40,9 @@ def main() -> int:
     parser.add_argument("--timesteps", type=int, default=200_000)
     parser.add_argument("--out", default="runs/example-banking77")
     parser.add_argument("--quick", action="store_true", help="tiny budget and random encoder")
+    runs = parser.add_mutually_exclusive_group()
+    runs.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    runs.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     args = parser.parse_args()
     train_csv, test_csv = args.data / "train.csv", args.data / "test.csv"
     if not (train_csv.is_file() and test_csv.is_file()):
@@ -56,7 +68,12 @@ def main() -> int:
             ppo={"n_steps": 32, "batch_size": 32, "n_epochs": 1},
         )
     config = load_config(ENV_ID, n_timesteps=128 if args.quick else args.timesteps, **overrides)
-    result = train(config, args.out, overwrite=True)
+    try:
+        result = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
+    except (RunDirectoryExistsError, ConfigError, CheckpointError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    if result.interrupted:
+        parser.exit(130, "Interrupted: run the same command with --resume to continue.\n")
     print(f"trained {result.timesteps} steps in {result.wall_time_s:.0f} s")
     results = evaluate_many(
         [result.model_path, "random", "heuristic", "oracle"],

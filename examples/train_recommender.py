@@ -3,6 +3,9 @@ popularity, myopic and oracle-greedy baselines.
 
     python examples/train_recommender.py                  # 300k steps, see docs/envs.md
     python examples/train_recommender.py --quick          # seconds, tiny random encoder
+
+The run goes to --out, which must be new or empty: add --overwrite to replace an earlier run
+there (only a folder that rlagent train wrote), or --resume to continue an interrupted one.
 """
 
 from __future__ import annotations
@@ -10,7 +13,13 @@ from __future__ import annotations
 import argparse
 
 from rlagent.agents.evaluation import evaluate_many, format_table
-from rlagent.training import load_config, train
+from rlagent.training import (
+    CheckpointError,
+    ConfigError,
+    RunDirectoryExistsError,
+    load_config,
+    train,
+)
 
 ENV_ID = "rlagent/Recommendation-v0"
 
@@ -20,6 +29,9 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=None)
     parser.add_argument("--out", default="runs/example-recommendation")
     parser.add_argument("--quick", action="store_true", help="tiny budget and random encoder")
+    runs = parser.add_mutually_exclusive_group()
+    runs.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    runs.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     args = parser.parse_args()
 
     quick = dict(
@@ -35,7 +47,12 @@ def main() -> None:
         n_timesteps=args.timesteps or (128 if args.quick else None),
         **(quick if args.quick else {}),
     )
-    result = train(config, args.out, overwrite=True)
+    try:
+        result = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
+    except (RunDirectoryExistsError, ConfigError, CheckpointError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    if result.interrupted:
+        parser.exit(130, "Interrupted: run the same command with --resume to continue.\n")
     speed = f"{result.wall_time_s:.0f} s ({result.fps:.0f} frames/s)"
     print(f"trained {result.timesteps} steps in {speed}")
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["build_parser", "main"]
@@ -19,8 +21,10 @@ __all__ = ["build_parser", "main"]
 _EXIT_USAGE = 2
 
 
-def _add_env(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    parser.add_argument("--env", required=required, help="registered environment id")
+def _add_env(
+    parser: argparse.ArgumentParser, *, required: bool, help: str = "registered environment id"
+) -> None:
+    parser.add_argument("--env", required=required, help=help)
     parser.add_argument(
         "--env-kwargs",
         nargs="*",
@@ -38,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a PPO agent with a BERT text encoder")
-    _add_env(train, required=True)
+    _add_env(
+        train,
+        required=False,
+        help="registered environment id (required, except with --resume, which reads it from "
+        "the run's config.yaml)",
+    )
     train.add_argument("--timesteps", type=int, help="total environment steps")
     train.add_argument("--out", default=None, help="run directory (default runs/<env>)")
     train.add_argument("--encoder", help="default | tiny-random | local folder | hub id")
@@ -60,9 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-freq", type=int, help="checkpoint every N steps")
     train.add_argument("--baseline-episodes", type=int, help="episodes per baseline in report.md")
     group = train.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     group.add_argument(
-        "--overwrite", action="store_true", help="delete an existing run directory first"
+        "--resume",
+        action="store_true",
+        help="continue (or finish) the run in --out from its last checkpoint, with its saved "
+        "settings; --timesteps changes its budget",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete an earlier run in --out first (only a directory rlagent train wrote)",
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -126,13 +142,16 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from rlagent.training import load_config, parse_kwargs, train
+def _resume_command(out: str) -> str:
+    """The command that continues the run in ``out``, runnable as printed."""
+    return f"rlagent train --resume --out {shlex.quote(out)}"
 
-    config = load_config(
-        args.env,
-        config_file=args.config,
-        env_kwargs=parse_kwargs(args.env_kwargs),
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rlagent.training import ConfigError, load_config, parse_kwargs, resume_config, train
+    from rlagent.training.checkpoints import list_checkpoints
+
+    settings = dict(
         n_timesteps=args.timesteps,
         encoder=args.encoder,
         encoder_mode=args.encoder_mode,
@@ -145,21 +164,48 @@ def _cmd_train(args: argparse.Namespace) -> int:
         checkpoint_freq=args.checkpoint_freq,
         baseline_episodes=args.baseline_episodes,
     )
+    if args.env is None and not args.resume:
+        raise ConfigError(
+            "--env is required to start a run (with --resume it is read from the run's config.yaml)"
+        )
+    if args.env is None and args.out is None:
+        raise ConfigError("--resume needs --out DIR, the run directory to continue")
     out = args.out or f"runs/{args.env.split('/')[-1]}"
-    result = train(
-        config,
-        out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress_bar=not args.no_progress and sys.stderr.isatty(),
-    )
+    env_kwargs = parse_kwargs(args.env_kwargs)
+    if args.resume:
+        config = resume_config(
+            out, config_file=args.config, env_kwargs=env_kwargs, env_id=args.env, **settings
+        )
+    else:
+        config = load_config(args.env, config_file=args.config, env_kwargs=env_kwargs, **settings)
+    try:
+        result = train(
+            config,
+            out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress_bar=not args.no_progress and sys.stderr.isatty(),
+        )
+    except KeyboardInterrupt:
+        if list_checkpoints(Path(out) / "checkpoints", verify=False):
+            print(f"Interrupted; continue with: {_resume_command(out)}", file=sys.stderr)
+        else:
+            print("Interrupted before the first checkpoint; nothing was kept.", file=sys.stderr)
+        return 128 + int(signal.SIGINT)
     if args.json:
         _print_json(result.metrics)
-    elif result.interrupted:
-        print(f"Interrupted at {result.timesteps} steps; resume with --resume --out {out}")
-    else:
+    elif result.already_finished:
+        print(
+            f"Run {out} is already finished at {result.timesteps} steps (see its report.md); "
+            "nothing to do. Add --timesteps N (more steps) to train it longer."
+        )
+    elif not result.interrupted:
         print((result.out_dir / "report.md").read_text())
     if result.interrupted:
+        print(
+            f"Interrupted at {result.timesteps} steps; continue with: {_resume_command(out)}",
+            file=sys.stderr,
+        )
         return 128 + int(signal.SIGINT)
     return 0
 

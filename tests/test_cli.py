@@ -122,3 +122,38 @@ def test_layers_the_encoder_lacks_are_a_clear_error():
         make_ppo(
             "rlagent/CustomerService-v0", encoder="tiny-random", encoder_layers=[-1, 3], n_envs=1
         )
+
+
+def test_train_without_env_is_a_clear_error(capsys, tmp_path):
+    assert main(["train", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        "rlagent train: error: --env is required to start a run (with --resume it is read from "
+        "the run's config.yaml)\n"
+    )
+    assert main(["train", "--resume"]) == 2
+    assert capsys.readouterr().err == (
+        "rlagent train: error: --resume needs --out DIR, the run directory to continue\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_of_a_folder_that_is_no_run_is_a_clear_error(capsys, tmp_path):
+    assert main(["train", "--resume", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"rlagent train: error: Cannot resume: {tmp_path} is not a run directory (no "
+        "config.yaml). Start a new run without --resume.\n"
+    )
+
+
+def test_train_overwrite_keeps_a_folder_rlagent_did_not_write(capsys, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep me")
+    argv = ["train", "--env", "ToyKeyword-v0", "--out", str(notes), "--overwrite"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"rlagent train: error: {notes} was not written by rlagent train (it has no "
+        ".rlagent-run.json), so --overwrite deleted nothing; choose another --out, or empty it "
+        "yourself.\n"
+    )
+    assert [p.name for p in notes.iterdir()] == ["todo.txt"]

@@ -1,10 +1,12 @@
 """The training loop: ``train(config, out_dir)`` behind ``rlagent train``.
 
-A run directory holds ``config.yaml``, ``model.zip``, ``best_model.zip``, ``tensorboard/``,
-``checkpoints/``, ``metrics.json``, ``learning_curve.png`` and ``report.md``. SIGINT and
-SIGTERM stop training at the next step and write a checkpoint first; ``resume=True`` continues
-from the newest intact checkpoint with the optimiser, timestep counter, random generators and
-TensorBoard curves carried on.
+A run directory holds ``.rlagent-run.json`` (the marker of a directory ``train`` wrote),
+``config.yaml``, ``model.zip``, ``best_model.zip``, ``tensorboard/``, ``checkpoints/``,
+``metrics.json``, ``learning_curve.png`` and ``report.md``. SIGINT and SIGTERM stop the run at
+the next step (training writes a checkpoint first); ``resume=True`` continues from the newest
+intact checkpoint with the optimiser, timestep counter, random generators and TensorBoard
+curves carried on, and finishes a run stopped or killed at any moment, the final evaluation and
+baselines included. A run that fails before its first checkpoint leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from stable_baselines3.common.utils import configure_logger
 
 from rlagent.training.averaging import average_policy_weights
 from rlagent.training.callbacks import EnvMetricsCallback, RunCallback, StopFlag, cache_info
 from rlagent.training.checkpoints import (
+    Checkpoint,
     find_latest_checkpoint,
     list_checkpoints,
     load_checkpoint_state,
@@ -32,6 +34,17 @@ from rlagent.training.checkpoints import (
 )
 from rlagent.training.config import ConfigError, TrainConfig, resolve_schedules
 from rlagent.training.report import plot_learning_curve, write_report
+from rlagent.training.rundir import (
+    ResumeError,
+    RunDirectoryExistsError,
+    check_resume_settings,
+    discard_failed_start,
+    is_run_directory,
+    prepare_new_run,
+    saved_config,
+    write_config,
+    write_marker,
+)
 
 __all__ = ["RunDirectoryExistsError", "TrainResult", "train"]
 
@@ -41,9 +54,14 @@ _TB_NAME = "PPO"
 #: Run-state key of AuxiliaryLoss's separate optimizer (it is not part of the saved model).
 _AUXILIARY_OPTIMIZER = "auxiliary_optimizer"
 
+#: Outputs of a finished run besides metrics.json.
+_OUTPUTS = ("model.zip", "report.md", "learning_curve.png")
+#: Entries of an evaluation that are not logged under ``final/``.
+_NOT_LOGGED = ("timesteps", "wall_time_s", "episodes")
 
-class RunDirectoryExistsError(FileExistsError):
-    """Raised instead of overwriting an existing run directory."""
+
+class _Stopped(Exception):
+    """A signal asked the run to stop while it was finishing."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,8 @@ class TrainResult:
         interrupted: True when a signal stopped the run (resume it with ``resume=True``).
         stopped_early: True when ``on_eval`` asked to stop (e.g. a pruned tuning trial).
         metrics: The content of ``metrics.json``.
+        already_finished: True when ``resume=True`` found the run finished, with all its
+            outputs, and nothing to add (its ``metrics.json`` is returned as it was).
     """
 
     out_dir: Path
@@ -67,6 +87,7 @@ class TrainResult:
     interrupted: bool
     stopped_early: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
+    already_finished: bool = False
 
     @property
     def model_path(self) -> Path:
@@ -95,24 +116,6 @@ def _catch_signals(flag: StopFlag) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _prepare_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    if resume:
-        if not (out_dir / "config.yaml").is_file():
-            raise ConfigError(
-                f"Cannot resume: {out_dir} is not a run directory (no config.yaml). "
-                "Start a new run without --resume."
-            )
-        return
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise RunDirectoryExistsError(
-                f"Run directory {out_dir} already exists and is not empty. Use --resume to "
-                "continue it, --overwrite to delete it and start over, or choose another --out."
-            )
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _rollout_size(config: TrainConfig, model: Any) -> int:
@@ -181,7 +184,7 @@ def _baselines(config: TrainConfig) -> dict[str, dict[str, Any]]:
 
 
 def train(
-    config: TrainConfig,
+    config: TrainConfig | None,
     out_dir: str | Path,
     *,
     resume: bool = False,
@@ -194,11 +197,18 @@ def train(
 
     Args:
         config: The run's configuration (see :func:`rlagent.training.load_config`). With
-            ``resume``, the configuration saved in the run directory is used, except
-            ``n_timesteps``, which may be raised to train longer.
-        out_dir: The run directory.
-        resume: Continue from the newest intact checkpoint in ``out_dir``.
-        overwrite: Delete an existing ``out_dir`` first (never done implicitly).
+            ``resume``, ``None`` continues with the settings saved in the run directory
+            (:func:`rlagent.training.resume_config` builds one with some of them changed);
+            a given configuration may differ from the saved one only in
+            :data:`rlagent.training.RESUMABLE_SETTINGS`: a larger ``n_timesteps`` trains
+            longer, a smaller one (not below the steps already trained) ends sooner.
+        out_dir: The run directory. A new run marks it with ``.rlagent-run.json``.
+        resume: Continue from the newest intact checkpoint in ``out_dir``, or finish a run
+            whose training is complete (final evaluation, averaging, ``model.zip``, baselines,
+            plot, report, ``metrics.json``). A run that is finished, with all its outputs, is
+            left as it is (``already_finished`` is set in the result).
+        overwrite: Delete an existing run directory first (never done implicitly, and only
+            to a directory holding the marker a run leaves; any other is refused).
         progress_bar: Show a progress bar.
         verbose: Stable-Baselines3 verbosity.
         on_eval: Called with each evaluation entry (``timesteps``, ``mean_return``, the env's
@@ -210,19 +220,55 @@ def train(
     Raises:
         RunDirectoryExistsError: ``out_dir`` exists, is not empty, and neither ``resume`` nor
             ``overwrite`` was given.
-        ConfigError: ``resume`` on a directory that is not a run directory.
+        ForeignDirectoryError: ``overwrite`` on a non-empty directory that ``rlagent train``
+            did not write; nothing is deleted.
+        ConfigError: ``resume`` on a directory that is not a run directory, or no
+            ``config`` for a new run.
+        ResumeError: ``resume`` with a setting that contradicts the saved one, or a budget
+            below the steps already trained.
         CheckpointError: ``resume`` but no intact checkpoint exists.
+
+    A new run that fails (or is interrupted hard) before its first checkpoint removes the
+    run directory it created, or the files it wrote into an empty one, and re-raises.
     """
+    out_dir = Path(out_dir)
+    options = dict(progress_bar=progress_bar, verbose=verbose, on_eval=on_eval)
+    if resume:
+        saved = saved_config(out_dir)
+        checkpoint = find_latest_checkpoint(out_dir / "checkpoints")
+        config = saved if config is None else check_resume_settings(saved, config, out_dir)
+        if not is_run_directory(out_dir):  # a run from before the marker existed
+            write_marker(out_dir)
+        return _run(config, out_dir, checkpoint, saved=saved, **options)
+    if config is None:
+        raise ConfigError(
+            "train() needs a TrainConfig to start a new run; config=None works only with "
+            "resume=True, which reads the run's saved settings."
+        )
+    created = prepare_new_run(out_dir, overwrite=overwrite)
+    try:
+        return _run(config, out_dir, None, saved=config, **options)
+    except BaseException:
+        discard_failed_start(out_dir, created)
+        raise
+
+
+def _run(
+    config: TrainConfig,
+    out_dir: Path,
+    checkpoint: Checkpoint | None,
+    *,
+    saved: TrainConfig,
+    progress_bar: bool,
+    verbose: int,
+    on_eval: Callable[[dict[str, Any]], bool] | None,
+) -> TrainResult:
+    """Build or load the model, train it to the target, then finish the run."""
     from rlagent.agents import AuxiliaryLoss, load, make_ppo, make_vec_env
 
-    out_dir = Path(out_dir)
-    _prepare_dir(out_dir, resume=resume, overwrite=overwrite)
+    resume = checkpoint is not None
     run_state: dict[str, Any] = {"eval_history": []}
     if resume:
-        saved = yaml.safe_load((out_dir / "config.yaml").read_text())
-        saved["n_timesteps"] = max(int(saved["n_timesteps"]), int(config.n_timesteps))
-        config = TrainConfig(**saved)
-        checkpoint = find_latest_checkpoint(out_dir / "checkpoints")
         state = load_checkpoint_state(checkpoint)
         run_state = state["run"]
         run_state["wall_time_before_s"] = run_state.get("wall_time_s", 0.0)
@@ -244,7 +290,7 @@ def train(
         restore_rng_state(state)
         logger.info("Resuming %s from %d timesteps.", out_dir, checkpoint.timesteps)
     else:
-        (out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=True))
+        write_config(out_dir, config)
         model = make_ppo(
             config.env_id,
             encoder=config.encoder,
@@ -269,6 +315,31 @@ def train(
         )
     rollout = _rollout_size(config, model)
     target = int(math.ceil(config.n_timesteps / rollout) * rollout)
+    start_steps = int(model.num_timesteps)
+    if resume:
+        if target < start_steps:
+            model.get_env().close()
+            raise ResumeError(
+                f"Cannot resume {out_dir} with n_timesteps = {config.n_timesteps}: the run has "
+                f"trained {start_steps} steps already. Give --timesteps {start_steps} or more, "
+                f"or leave it out to keep the run's {saved.n_timesteps}."
+            )
+        if config != saved:
+            write_config(out_dir, config)  # a later --resume keeps the changed settings
+        finished = _finished_metrics(out_dir, start_steps, target)
+        if finished is not None:
+            model.get_env().close()
+            logger.info("%s is already finished at %d steps.", out_dir, start_steps)
+            return TrainResult(
+                out_dir=out_dir,
+                timesteps=start_steps,
+                wall_time_s=float(finished.get("wall_time_s", 0.0)),
+                fps=float(finished.get("fps", 0.0)),
+                interrupted=False,
+                stopped_early=bool(finished.get("stopped_early")),
+                metrics=finished,
+                already_finished=True,
+            )
     stop = StopFlag()
     auxiliary = None
     extra_state = {}
@@ -296,7 +367,6 @@ def train(
     callbacks = [EnvMetricsCallback(), run_cb]
     if auxiliary is not None:
         callbacks.insert(0, auxiliary)
-    start_steps = int(model.num_timesteps)
     with _catch_signals(stop):
         if target > start_steps:
             model.learn(
@@ -306,57 +376,126 @@ def train(
                 tb_log_name=_TB_NAME,
                 progress_bar=progress_bar,
             )
-        interrupted = bool(stop)
-        if interrupted or run_cb.stopped_early:
+        else:  # trained already: only the finishing steps are left
+            model.set_logger(configure_logger(verbose, model.tensorboard_log, _TB_NAME, False))
+            run_cb.init_callback(model)
+        if bool(stop) or run_cb.stopped_early:
             # Steps of the unfinished rollout were collected but never learned from.
             model.num_timesteps = run_cb.trained_timesteps
-        if not interrupted:
-            if not run_state.get("eval_history") or (
-                run_state["eval_history"][-1]["timesteps"] != model.num_timesteps
-            ):
-                run_cb.run_evaluation()
-        run_cb.checkpoint()
+        if not resume or int(model.num_timesteps) != checkpoint.timesteps:
+            run_cb.checkpoint()
+        metrics = _metrics(config, model, run_cb, target)
+        try:
+            _finish(config, model, run_cb, stop, metrics, out_dir)
+        except _Stopped:
+            metrics = _metrics(config, model, run_cb, target, interrupted=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    model.logger.close()
+    model.get_env().close()
+    return TrainResult(
+        out_dir=out_dir,
+        timesteps=metrics["timesteps"],
+        wall_time_s=run_cb.elapsed(),
+        fps=metrics["fps"],
+        interrupted=metrics["interrupted"],
+        stopped_early=run_cb.stopped_early,
+        metrics=metrics,
+    )
+
+
+def _metrics(
+    config: TrainConfig, model: Any, run_cb: RunCallback, target: int, *, interrupted: bool = False
+) -> dict[str, Any]:
+    """The run's ``metrics.json`` without its final evaluation and baselines."""
     wall = run_cb.elapsed()
     timesteps = int(model.num_timesteps)
-    fps = (timesteps - start_steps) / max(wall - run_state.get("wall_time_before_s", 0.0), 1e-9)
-    metrics: dict[str, Any] = {
+    return {
         "env_id": config.env_id,
         "timesteps": timesteps,
         "target_timesteps": target,
         "wall_time_s": round(wall, 2),
-        "fps": round(fps, 1),
-        "interrupted": interrupted,
+        "fps": round(timesteps / max(wall, 1e-9), 1),
+        "interrupted": interrupted or bool(run_cb.stop_flag),
         "stopped_early": run_cb.stopped_early,
         "config": config.to_dict(),
-        "eval_history": run_state.get("eval_history", []),
+        "eval_history": run_cb.run_state.get("eval_history", []),
         "encoder_cache": cache_info(model),
     }
-    if not interrupted:
-        metrics["final"] = metrics["eval_history"][-1]
-        if config.average_checkpoints:
-            metrics["final"] = _average_final_model(config, model, out_dir)
-        model.save(out_dir / "model.zip")
-        best_ts = run_state.get("best_timesteps")
-        metrics["best"] = next(
-            (e for e in metrics["eval_history"] if e["timesteps"] == best_ts), None
-        )
-        metrics["baselines"] = _baselines(config)
-        plot_learning_curve(
-            metrics["eval_history"],
-            metrics["baselines"],
-            out_dir / "learning_curve.png",
-            main_metric=_main_metric(config),
-            title=f"{config.env_id}: PPO with {config.encoder} encoder ({config.encoder_mode})",
-        )
-        write_report(out_dir / "report.md", metrics)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    model.get_env().close()
-    return TrainResult(
-        out_dir=out_dir,
-        timesteps=timesteps,
-        wall_time_s=wall,
-        fps=fps,
-        interrupted=interrupted,
-        stopped_early=run_cb.stopped_early,
-        metrics=metrics,
+
+
+def _finish(
+    config: TrainConfig,
+    model: Any,
+    run_cb: RunCallback,
+    stop: StopFlag,
+    metrics: dict[str, Any],
+    out_dir: Path,
+) -> None:
+    """Final evaluation, averaging, ``model.zip``, baselines, plot and report, into ``metrics``.
+
+    Each step can be redone: a run stopped or killed in between finishes with ``resume``.
+
+    Raises:
+        _Stopped: A signal asked to stop (checked between steps).
+    """
+
+    def check_stop() -> None:
+        if stop:
+            raise _Stopped
+
+    check_stop()
+    timesteps = int(model.num_timesteps)
+    history = run_cb.run_state.get("eval_history") or []
+    if not history or history[-1]["timesteps"] != timesteps:
+        run_cb.run_evaluation()
+    metrics["eval_history"] = run_cb.run_state["eval_history"]
+    metrics["final"] = metrics["eval_history"][-1]
+    check_stop()
+    if config.average_checkpoints:
+        metrics["final"] = _average_final_model(config, model, out_dir)
+    model.save(out_dir / "model.zip")
+    best_ts = run_cb.run_state.get("best_timesteps")
+    metrics["best"] = next((e for e in metrics["eval_history"] if e["timesteps"] == best_ts), None)
+    check_stop()
+    metrics["baselines"] = _baselines(config)
+    check_stop()
+    plot_learning_curve(
+        metrics["eval_history"],
+        metrics["baselines"],
+        out_dir / "learning_curve.png",
+        main_metric=_main_metric(config),
+        title=f"{config.env_id}: PPO with {config.encoder} encoder ({config.encoder_mode})",
     )
+    write_report(out_dir / "report.md", metrics)
+    _log_final(model, metrics["final"], timesteps)
+    metrics["wall_time_s"] = round(run_cb.elapsed(), 2)
+
+
+def _log_final(model: Any, final: dict[str, Any], timesteps: int) -> None:
+    """Log the final evaluation to TensorBoard under ``final/``, at the final timestep."""
+    for key, value in final.items():
+        if key in _NOT_LOGGED or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        model.logger.record(f"final/{key}", float(value))
+    model.logger.dump(timesteps)
+
+
+def _finished_metrics(out_dir: Path, trained: int, target: int) -> dict[str, Any] | None:
+    """The ``metrics.json`` of a run finished at ``trained`` steps with all its outputs."""
+    try:
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    done = (
+        isinstance(metrics, dict)
+        and metrics.get("interrupted") is False
+        and "final" in metrics
+        and metrics.get("timesteps") == trained
+        and (
+            trained >= target
+            or (metrics.get("stopped_early") and metrics.get("target_timesteps") == target)
+        )
+    )
+    if not done or not all((out_dir / name).is_file() for name in _OUTPUTS):
+        return None
+    return metrics

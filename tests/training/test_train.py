@@ -2,6 +2,9 @@
 
 import json
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,21 +15,31 @@ import pytest
 import torch
 from stable_baselines3.common.save_util import load_from_zip_file
 
+import rlagent.training.run
 from rlagent.agents import load, spec_of
+from rlagent.cli import main
 from rlagent.training import (
     AveragingError,
     CheckpointError,
+    ForeignDirectoryError,
+    ResumeError,
     RunDirectoryExistsError,
     TrainConfig,
     average_policy_weights,
     find_latest_checkpoint,
+    is_run_directory,
     train,
 )
+from rlagent.training.callbacks import RunCallback
 from rlagent.training.checkpoints import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[2]
 ENV_ID = "toyenv:ToyKeyword-v0"
 ROLLOUT = 2 * 32  # n_envs * n_steps below
+TINY_YAML = (
+    "max_length: 12\nppo: {n_steps: 32, batch_size: 32, n_epochs: 2}\n"
+    "policy_kwargs: {net_arch: [32]}\n"
+)
 
 
 def tiny_config(**changes) -> TrainConfig:
@@ -64,6 +77,26 @@ def test_train_writes_the_run_directory(tmp_path):
     assert "success_rate" in metrics["final"]
     report = (out / "report.md").read_text()
     assert "| oracle |" in report and "learning_curve.png" in report
+    assert is_run_directory(out)
+    # The final evaluation is in TensorBoard too, at the final step.
+    final = _scalars(out, "final/mean_return")
+    assert final == [(6 * ROLLOUT, pytest.approx(metrics["final"]["mean_return"]))]
+    success = _scalars(out, "final/success_rate")
+    assert success == [(6 * ROLLOUT, pytest.approx(metrics["final"]["success_rate"]))]
+    assert _scalars(out, "eval/mean_return")[-1][0] == 6 * ROLLOUT
+
+
+def _scalars(out: Path, tag: str) -> list[tuple[int, float]]:
+    """``(step, value)`` of a TensorBoard scalar over the run's event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found = []
+    for event_file in sorted((out / "tensorboard").glob("PPO_*/events.*")):
+        acc = EventAccumulator(str(event_file))
+        acc.Reload()
+        if tag in acc.Tags()["scalars"]:
+            found += [(e.step, e.value) for e in acc.Scalars(tag)]
+    return found
 
 
 def test_timesteps_are_rounded_up_to_whole_rollouts(tmp_path):
@@ -80,6 +113,33 @@ def test_existing_run_directory_is_never_overwritten_silently(tmp_path):
     with pytest.raises(RunDirectoryExistsError, match="--resume to continue it, --overwrite"):
         train(tiny_config(), out)
     assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_overwrite_refuses_a_directory_rlagent_did_not_write(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "ideas.md").write_text("keep me")
+    (notes / "config.yaml").write_text("env_id: " + ENV_ID + "\n")  # looks like a run; is not
+    message = (
+        f"{notes} was not written by rlagent train (it has no .rlagent-run.json), so "
+        "--overwrite deleted nothing; choose another --out, or empty it yourself."
+    )
+    with pytest.raises(ForeignDirectoryError, match=re.escape(message)):
+        train(tiny_config(), notes, overwrite=True)
+    assert sorted(p.name for p in notes.iterdir()) == ["config.yaml", "ideas.md"]
+    assert (notes / "ideas.md").read_text() == "keep me"
+
+
+def test_overwrite_replaces_an_earlier_run(tmp_path):
+    out = tmp_path / "run"
+    config = tiny_config(n_timesteps=ROLLOUT, eval_freq=0, baseline_episodes=0)
+    train(config, out)
+    (out / "stale.txt").write_text("from the earlier run")
+    with pytest.raises(RunDirectoryExistsError, match="already exists and is not empty"):
+        train(config, out)
+    train(config, out, overwrite=True)
+    assert not (out / "stale.txt").exists()
+    assert is_run_directory(out) and (out / "report.md").is_file()
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
@@ -161,10 +221,7 @@ def _tensorboard_steps(out: Path) -> list[int]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_run_resumes_to_the_requested_timesteps(tmp_path, sig):
-    (tmp_path / "tiny.yaml").write_text(
-        "max_length: 12\nppo: {n_steps: 32, batch_size: 32, n_epochs: 2}\n"
-        "policy_kwargs: {net_arch: [32]}\n"
-    )
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
     out = tmp_path / "run"
     target = 20 * ROLLOUT
     proc = subprocess.Popen(_cli(out), cwd=REPO, env=_env(), stderr=subprocess.PIPE, text=True)
@@ -258,3 +315,159 @@ def test_average_policy_weights_rejects_nothing_and_other_architectures(tmp_path
     train(TrainConfig(**{**config.to_dict(), "policy_kwargs": {"net_arch": [16]}}), other)
     with pytest.raises(AveragingError, match="another architecture"):
         average_policy_weights(model.policy, [out / "model.zip", other / "model.zip"])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished two-rollout run; tests work on copies of it."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    config = tiny_config(
+        n_timesteps=2 * ROLLOUT, eval_freq=0, checkpoint_freq=ROLLOUT, baseline_episodes=3
+    )
+    train(config, out)
+    return out
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "run"))
+
+
+def _kill(*args, **kwargs):
+    raise SystemExit(-signal.SIGKILL)  # as a kill: nothing after it runs
+
+
+@pytest.mark.parametrize("stage", ["final evaluation", "baselines"])
+def test_a_run_killed_while_finishing_completes_with_resume(tmp_path, monkeypatch, stage):
+    out = tmp_path / "run"
+    config = tiny_config(
+        n_timesteps=2 * ROLLOUT, eval_freq=0, checkpoint_freq=ROLLOUT, baseline_episodes=3
+    )
+    with monkeypatch.context() as patch:
+        if stage == "final evaluation":  # eval_freq=0: the only evaluation is the final one
+            patch.setattr(rlagent.training.run, "_evaluator", lambda config, episodes: _kill)
+        else:
+            patch.setattr(rlagent.training.run, "_baselines", _kill)
+        with pytest.raises(SystemExit):
+            train(config, out)
+    assert find_latest_checkpoint(out / "checkpoints").timesteps == 2 * ROLLOUT
+    assert not (out / "metrics.json").exists() and not (out / "report.md").exists()
+    result = train(None, out, resume=True)
+    assert not result.interrupted and not result.already_finished
+    assert result.timesteps == 2 * ROLLOUT
+    for name in ("model.zip", "best_model.zip", "learning_curve.png", "report.md"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["timesteps"] == 2 * ROLLOUT and not metrics["interrupted"]
+    assert metrics["final"]["timesteps"] == 2 * ROLLOUT
+    assert set(metrics["baselines"]) == {"random", "oracle"}
+    assert "| oracle |" in (out / "report.md").read_text()
+    assert _scalars(out, "final/mean_return") == [
+        (2 * ROLLOUT, pytest.approx(metrics["final"]["mean_return"]))
+    ]
+
+
+def test_resume_of_a_finished_run_says_so_or_recreates_missing_outputs(
+    tmp_path, finished_run, capsys
+):
+    out = _copy(finished_run, tmp_path)
+    before = (out / "metrics.json").read_text()
+    result = train(None, out, resume=True)
+    assert result.already_finished and result.timesteps == 2 * ROLLOUT
+    assert result.metrics == json.loads(before)
+    assert (out / "metrics.json").read_text() == before
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == (
+        f"Run {out} is already finished at {2 * ROLLOUT} steps (see its report.md); nothing "
+        "to do. Add --timesteps N (more steps) to train it longer.\n"
+    )
+    (out / "report.md").unlink()
+    (out / "learning_curve.png").unlink()
+    result = train(None, out, resume=True)
+    assert not result.already_finished and result.timesteps == 2 * ROLLOUT
+    assert (out / "report.md").is_file() and (out / "learning_curve.png").is_file()
+    assert json.loads((out / "metrics.json").read_text())["final"]["timesteps"] == 2 * ROLLOUT
+
+
+def _checkpoint_then_stop(original):
+    def checkpoint(self):
+        original(self)
+        self.stop_flag.signal = signal.SIGINT  # as a Ctrl-C right after the first checkpoint
+
+    return checkpoint
+
+
+def test_the_interruption_hint_runs_as_printed_and_keeps_the_saved_budget(
+    tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    out = tmp_path / "my run"  # a space: the hint must quote it
+    argv = ["train", "--env", ENV_ID, "--encoder", "tiny-random", "--timesteps", str(3 * ROLLOUT)]
+    argv += ["--n-envs", "2", "--device", "cpu", "--checkpoint-freq", str(ROLLOUT)]
+    argv += ["--eval-freq", "0", "--eval-episodes", "3", "--baseline-episodes", "3"]
+    argv += ["--config", str(tmp_path / "tiny.yaml"), "--out", str(out), "--no-progress"]
+    with monkeypatch.context() as patch:
+        patch.setattr(RunCallback, "checkpoint", _checkpoint_then_stop(RunCallback.checkpoint))
+        assert main(argv) == 128 + signal.SIGINT
+    assert find_latest_checkpoint(out / "checkpoints").timesteps == ROLLOUT
+    err = capsys.readouterr().err
+    assert f"Interrupted at {ROLLOUT} steps; continue with: rlagent train --resume --out " in err
+    hint = re.search(r"continue with: (.*)$", err, re.MULTILINE).group(1)
+    command = shlex.split(hint)
+    assert command[:2] == ["rlagent", "train"]
+    assert main(command[1:]) == 0
+    # The run's own budget: not TrainConfig's default n_timesteps (100,000) of a config
+    # built without --timesteps.
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["timesteps"] == metrics["target_timesteps"] == 3 * ROLLOUT
+    assert "| oracle |" in (out / "report.md").read_text()
+
+
+def test_resume_refuses_settings_that_define_the_run(tmp_path, finished_run, capsys):
+    out = _copy(finished_run, tmp_path)
+    other = "rlagent/CustomerService-v0"
+    argv = ["train", "--resume", "--out", str(out), "--env", other, "--encoder", "default"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"rlagent train: error: Cannot resume {out} with other settings: env_id (--env) is "
+        f"'{ENV_ID}' in the run, '{other}' given; encoder (--encoder) is 'tiny-random' in the "
+        "run, 'default' given. --resume keeps the settings a run started with: leave those "
+        "out, or start a new run in another --out.\n"
+    )
+    from rlagent.training import resume_config
+
+    with pytest.raises(ResumeError, match=re.escape("max_length is 12 in the run, 24 given.")):
+        train(resume_config(out, max_length=24), out, resume=True)
+
+
+def test_resume_refuses_a_budget_below_the_steps_trained(tmp_path, finished_run, capsys):
+    out = _copy(finished_run, tmp_path)
+    assert main(["train", "--resume", "--out", str(out), "--timesteps", str(ROLLOUT)]) == 2
+    assert capsys.readouterr().err == (
+        f"rlagent train: error: Cannot resume {out} with n_timesteps = {ROLLOUT}: the run has "
+        f"trained {2 * ROLLOUT} steps already. Give --timesteps {2 * ROLLOUT} or more, or leave "
+        f"it out to keep the run's {2 * ROLLOUT}.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "mistake, error",
+    [
+        ({"encoder": "tiny-randm"}, LookupError),
+        ({"encoder_layers": [-1, 3]}, ValueError),  # tiny-random has two layers
+        ({"env_kwargs": {"splt": "test"}}, TypeError),
+    ],
+    ids=["encoder", "encoder_layers", "env_kwargs"],
+)
+def test_a_failed_start_leaves_nothing_behind(tmp_path, mistake, error):
+    out = tmp_path / "runs" / "new"
+    with pytest.raises(error):
+        train(tiny_config(**mistake), out)
+    assert not (tmp_path / "runs").exists()
+    out.mkdir(parents=True)  # an empty folder that was there: emptied again, kept
+    with pytest.raises(error):
+        train(tiny_config(**mistake), out)
+    assert out.is_dir() and not any(out.iterdir())
+    # The corrected command starts afresh instead of failing with "already exists".
+    result = train(tiny_config(n_timesteps=ROLLOUT, eval_freq=0, baseline_episodes=0), out)
+    assert result.timesteps == ROLLOUT and is_run_directory(out)
