@@ -112,6 +112,21 @@ def test_a_saved_model_loads_with_the_same_parameters_and_predictions(tmp_path, 
     ]
 
 
+def test_a_trainable_encoder_is_saved_once_under_its_shared_names(tmp_path):
+    model = _model("plain", encoder_mode="full")
+    model.learn(8)
+    save_model(model, tmp_path / "model", include_optimizer=True)
+    manifest = read_manifest(tmp_path / "model")
+    aliases = manifest["files"]["model.safetensors"]["aliases"]
+    assert aliases and all(k.startswith(("pi_features", "vf_features")) for k in aliases)
+    assert set(aliases.values()) <= set(model.policy.state_dict())
+    assert manifest["encoder"]["weights_in_file"] is True
+    loaded = load_model(tmp_path / "model", device="cpu")
+    _assert_same_parameters(model.policy, loaded.policy)
+    assert loaded.policy.pi_features_extractor is loaded.policy.features_extractor
+    _assert_same_behaviour(model, loaded)
+
+
 def test_the_manifest_describes_the_agent_in_plain_json(tmp_path):
     model = _model("action_masks", learning_rate=LinearSchedule(1e-3, 0.0, 1.0))
     save_model(model, tmp_path / "model")
