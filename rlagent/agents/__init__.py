@@ -21,7 +21,7 @@ from rlagent.agents.ppo import (
     spec_of,
     wrap_for_model,
 )
-from rlagent.agents.saving import ModelFileError, save_model
+from rlagent.agents.saving import ModelFileError, read_manifest, save_model
 from rlagent.agents.slate import SlateDistribution
 from rlagent.agents.trust import UntrustedFileError, UntrustedModelError, is_pickled_model
 
@@ -47,6 +47,7 @@ __all__ = [
     "make_ppo",
     "make_vec_env",
     "observation_function",
+    "read_manifest",
     "resolve_device",
     "SlateDistribution",
     "save_model",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -128,13 +129,15 @@ def class_from_name(name: Any, *, where: str) -> type:
 
 # ----------------------------------------------------------------------------- JSON values
 def json_value(value: Any, *, where: str) -> Any:
-    """``value`` as standard JSON (tuples become lists).
+    """``value`` as standard JSON (tuples become lists, paths strings).
 
     Raises:
         UnsupportedModelError: A value JSON cannot hold (an object, a function, inf or nan).
     """
     if value is None or isinstance(value, bool | int | str):
         return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise UnsupportedModelError(f"{where} = {value!r} is not a finite number.")
