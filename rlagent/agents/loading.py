@@ -51,7 +51,13 @@ from rlagent.agents.saving import (
 from rlagent.agents.spaces_json import SpaceFormatError, space_from_json
 from rlagent.agents.trust import UntrustedModelError, is_pickled_model, untrusted_model_message
 
-__all__ = ["ModelEnvMismatchError", "export_model", "load", "load_model"]
+__all__ = [
+    "ModelEnvMismatchError",
+    "export_model",
+    "load",
+    "load_model",
+    "read_policy_state",
+]
 
 
 class ModelEnvMismatchError(ValueError):
@@ -87,6 +93,27 @@ def _with_aliases(tensors: dict[str, torch.Tensor], aliases: Any, file: Path) ->
             raise ModelFileError(f"{file} lacks {source!r}, which {alias!r} refers to.")
         tensors[alias] = tensors[source]
     return tensors
+
+
+def read_policy_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A saved model's policy ``state_dict`` (CPU tensors), read without building the model.
+
+    For code that works on weights only, such as averaging the weights of checkpoints.
+
+    Args:
+        path: The model directory.
+
+    Returns:
+        The state dict, every name the policy's ``state_dict()`` has included.
+
+    Raises:
+        ModelFileError: As :func:`load_model`, for the path, the manifest and the weights file.
+    """
+    path = resolve_model_dir(path)
+    files = read_manifest(path).get("files")
+    entry = files.get(WEIGHTS_FILE) if isinstance(files, Mapping) else None
+    tensors = _read_tensors(path, WEIGHTS_FILE, entry)
+    return _with_aliases(tensors, (entry or {}).get("aliases", {}), path / WEIGHTS_FILE)
 
 
 class _SpecHolder:

@@ -23,6 +23,7 @@ from rlagent.agents import (
     save_model,
     wrap_for_model,
 )
+from rlagent.agents.loading import read_policy_state
 from rlagent.agents.saving import file_sha256, read_manifest
 
 CS = "rlagent/CustomerService-v0"
@@ -325,6 +326,15 @@ def test_weights_of_another_architecture_are_refused(copy, tmp_path):
         ModelFileError, match=re.escape("model.safetensors does not fit the architecture in")
     ):
         load_model(copy)
+
+
+def test_read_policy_state_gives_the_weights_without_building_a_model(tmp_path):
+    model = _model("plain", encoder_mode="full")
+    save_model(model, tmp_path / "model")
+    state = read_policy_state(tmp_path / "model")
+    own = model.policy.state_dict()
+    assert sorted(state) == sorted(own)
+    assert all(torch.equal(state[key], own[key]) for key in own)
 
 
 def test_read_manifest_reads_no_weights(saved):
