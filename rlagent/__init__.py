@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "make_ppo": "rlagent.agents",
     "load": "rlagent.agents",
+    "save_model": "rlagent.agents",
+    "export_model": "rlagent.agents",
     "make_vec_env": "rlagent.agents",
     "wrap_for_model": "rlagent.agents",
     "spec_of": "rlagent.agents",

@@ -8,11 +8,12 @@ from rlagent.agents.auxiliary import (
     auxiliary_loss,
 )
 from rlagent.agents.candidates import CandidateLayoutError
+from rlagent.agents.loading import ModelEnvMismatchError, export_model, load, load_model
+from rlagent.agents.manifest import UnsupportedModelError
 from rlagent.agents.ppo import (
     PPO_DEFAULTS,
     NotATextModelError,
     TextActorCriticPolicy,
-    load,
     make_ppo,
     make_vec_env,
     observation_function,
@@ -20,7 +21,9 @@ from rlagent.agents.ppo import (
     spec_of,
     wrap_for_model,
 )
+from rlagent.agents.saving import ModelFileError, read_manifest, save_model
 from rlagent.agents.slate import SlateDistribution
+from rlagent.agents.trust import UntrustedFileError, UntrustedModelError, is_pickled_model
 
 __all__ = [
     "AuxiliaryBottleneck",
@@ -29,15 +32,25 @@ __all__ = [
     "auxiliary_loss",
     "CandidateLayoutError",
     "CriticOnlyError",
+    "ModelEnvMismatchError",
+    "ModelFileError",
     "PPO_DEFAULTS",
     "NotATextModelError",
     "TextActorCriticPolicy",
+    "UnsupportedModelError",
+    "UntrustedFileError",
+    "UntrustedModelError",
+    "export_model",
+    "is_pickled_model",
     "load",
+    "load_model",
     "make_ppo",
     "make_vec_env",
     "observation_function",
+    "read_manifest",
     "resolve_device",
     "SlateDistribution",
+    "save_model",
     "spec_of",
     "wrap_for_model",
 ]
