@@ -10,17 +10,16 @@ from rlagent.agents.auxiliary import (
 from rlagent.agents.candidates import CandidateLayoutError
 from rlagent.agents.ppo import (
     PPO_DEFAULTS,
-    NotATextModelError,
     TextActorCriticPolicy,
     load,
     make_ppo,
-    make_vec_env,
     observation_function,
     resolve_device,
     spec_of,
     wrap_for_model,
 )
 from rlagent.agents.slate import SlateDistribution
+from rlagent.pipeline import NotATextModelError, ObservationPipeline, make_vec_env, pipeline_of
 
 __all__ = [
     "AuxiliaryBottleneck",
@@ -35,7 +34,9 @@ __all__ = [
     "load",
     "make_ppo",
     "make_vec_env",
+    "ObservationPipeline",
     "observation_function",
+    "pipeline_of",
     "resolve_device",
     "SlateDistribution",
     "spec_of",

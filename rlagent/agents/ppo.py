@@ -9,9 +9,6 @@ was built in ``model.rlagent_spec`` (a plain dict saved with the model), so :fun
 
 from __future__ import annotations
 
-import copy
-import math
-import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -24,9 +21,8 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.policies import ActorCriticPolicy, MultiInputActorCriticPolicy
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from rlagent.agents.asymmetric import ActorInputMask, CriticOnlyError, critic_only_columns
@@ -46,16 +42,16 @@ from rlagent.agents.candidates import (
 from rlagent.agents.slate import SlateDistribution
 from rlagent.encoders.extractor import TextFeaturesExtractor, is_pretrained_module
 from rlagent.encoders.loading import DEFAULT_ENCODER, encoder_checksum
-from rlagent.wrappers import (
-    ACTION_MASK_KEY,
-    PRIVILEGED_KEY,
-    ActionMaskError,
-    ActionMaskObservation,
-    ExpectedReward,
-    PotentialShaping,
-    PrivilegedObservation,
-    TokenizeText,
+from rlagent.pipeline import (
+    NotATextModelError,
+    ObservationPipeline,
+    is_tokenized,
+    make_vec_env,
+    observation_converter,
+    pipeline_of,
+    wrap_observations,
 )
+from rlagent.wrappers import ACTION_MASK_KEY, PRIVILEGED_KEY, ActionMaskError
 
 __all__ = [
     "PPO_DEFAULTS",
@@ -93,10 +89,6 @@ DEFAULT_NET_ARCH: Mapping[str, list[int]] = {"pi": [128, 64], "vf": [128, 64]}
 _IDS = "_input_ids"
 #: Logit of a masked action (its probability underflows to 0, as in sb3-contrib).
 _MASKED_LOGIT = -1e8
-
-
-class NotATextModelError(ValueError):
-    """A model has no text features extractor, so there is no text pipeline to rebuild."""
 
 
 class TextActorCriticPolicy(MultiInputActorCriticPolicy):
@@ -443,120 +435,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _is_tokenized(space: spaces.Space) -> bool:
-    return isinstance(space, spaces.Dict) and any(k.endswith(_IDS) for k in space.spaces)
-
-
-def _factories(
-    env_or_id: str | gym.Env | Callable[[], gym.Env], n_envs: int, env_kwargs: Mapping[str, Any]
-) -> list[Callable[[], gym.Env]]:
-    if isinstance(env_or_id, str):
-        env_id = env_or_id
-        return [lambda: gym.make(env_id, **env_kwargs) for _ in range(n_envs)]
-    if isinstance(env_or_id, gym.Env):
-        if env_kwargs:
-            raise ValueError(
-                f"env_kwargs {dict(env_kwargs)} given with an env instance; pass them when you "
-                "build the env, or pass a registered env id instead."
-            )
-        # Copies made now, before any wrapper holds a reference to the original.
-        envs = [env_or_id] + [copy.deepcopy(env_or_id) for _ in range(n_envs - 1)]
-        return [lambda e=e: e for e in envs]
-    if callable(env_or_id):
-        factory = env_or_id
-        return [lambda: factory(**env_kwargs) for _ in range(n_envs)]
-    raise TypeError(
-        "env_or_id must be a registered env id (str), a gymnasium.Env or a function returning "
-        f"one, got {type(env_or_id).__name__}."
-    )
-
-
-def make_vec_env(
-    env_or_id: str | gym.Env | Callable[[], gym.Env],
-    *,
-    n_envs: int = 1,
-    seed: int | None = None,
-    env_kwargs: Mapping[str, Any] | None = None,
-    encoder: str = DEFAULT_ENCODER,
-    max_length: int = 64,
-    vec_env_cls: type[VecEnv] | None = None,
-    reward_scale: float = 1.0,
-    privileged: bool = False,
-    reward_shaping: bool = False,
-    expected_rewards: bool = False,
-    action_masks: bool = False,
-) -> VecEnv:
-    """A vectorised, tokenized, Monitor-wrapped copy of a text env.
-
-    Args:
-        env_or_id: A registered env id, a ``gymnasium.Env`` (deep-copied for extra envs) or a
-            function returning a new env (called with ``**env_kwargs``).
-        n_envs: Number of parallel envs.
-        seed: Env ``i`` is reset with ``seed + i`` on its first reset.
-        env_kwargs: Keyword arguments for ``gym.make`` (or the factory).
-        encoder: Encoder whose tokenizer to use (name or folder).
-        max_length: Tokens per text segment.
-        vec_env_cls: ``DummyVecEnv`` (default) or ``SubprocVecEnv``.
-        reward_scale: Multiplies every reward the agent receives (1.0: unchanged). Applied
-            outside ``Monitor``, so episode statistics keep the env's own rewards.
-        privileged: Add the env's hidden ``privileged_features()`` as the ``"privileged"``
-            entry (:class:`rlagent.wrappers.PrivilegedObservation`), for a privileged critic.
-        reward_shaping: Add the change of the env's hidden ``shaping_potential()`` to every
-            reward (:class:`rlagent.wrappers.PotentialShaping`), outside ``Monitor``.
-        expected_rewards: Replace each reward by the env's ``expected_reward()`` of the action
-            (shaped when ``reward_shaping``; :class:`rlagent.wrappers.ExpectedReward`), outside
-            ``Monitor``.
-        action_masks: Add the env's ``action_masks()`` as the ``"action_mask"`` entry
-            (:class:`rlagent.wrappers.ActionMaskObservation`).
-
-    Returns:
-        The ``VecEnv``; each env is ``Monitor(TokenizeText(env))`` so episode statistics exist,
-        with ``PrivilegedObservation`` (then ``ActionMaskObservation``) inside ``TokenizeText``
-        when ``privileged`` (``action_masks``), then
-        ``ExpectedReward`` when ``expected_rewards`` (else ``PotentialShaping`` when
-        ``reward_shaping``) and ``TransformReward`` when ``reward_scale != 1``.
-    """
-    if int(n_envs) < 1:
-        raise ValueError(f"n_envs must be >= 1, got {n_envs!r}.")
-    scale = float(reward_scale)
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"reward_scale must be a finite number > 0, got {reward_scale!r}.")
-    kwargs = dict(env_kwargs or {})
-    enc_name = os.fspath(encoder)
-
-    def wrap(factory: Callable[[], gym.Env]) -> Callable[[], gym.Env]:
-        def build() -> gym.Env:
-            env = factory()
-            if (privileged or action_masks) and _is_tokenized(env.observation_space):
-                raise ValueError(
-                    "privileged=True and action_masks=True need a raw text env (their entries "
-                    "are added inside TokenizeText); this env is already tokenized."
-                )
-            if privileged:
-                env = PrivilegedObservation(env)
-            if action_masks:
-                env = ActionMaskObservation(env)
-            if not _is_tokenized(env.observation_space):
-                env = TokenizeText(env, enc_name, max_length=max_length)
-            env = Monitor(env)
-            if expected_rewards:
-                env = ExpectedReward(env, shaped=reward_shaping)
-            elif reward_shaping:
-                env = PotentialShaping(env)
-            if scale != 1.0:
-                env = gym.wrappers.TransformReward(env, partial(operator.mul, scale))
-            return env
-
-        return build
-
-    fns = [wrap(f) for f in _factories(env_or_id, int(n_envs), kwargs)]
-    vec = (vec_env_cls or DummyVecEnv)(fns)
-    if seed is not None:
-        vec.seed(int(seed))
-        vec.action_space.seed(int(seed))
-    return vec
-
-
 def _env_id(env_or_id: Any) -> str | None:
     if isinstance(env_or_id, str):
         return env_or_id
@@ -652,6 +530,20 @@ def make_ppo(
     """
     torch_device = resolve_device(device)
     env_id = _env_id(env_or_id)
+    pk = dict(policy_kwargs or {})
+    critic_only = list(pk.get("critic_only") or ())
+    if privileged_critic:
+        critic_only = list(dict.fromkeys([*critic_only, PRIVILEGED_KEY]))
+        pk["critic_only"] = critic_only
+    if auxiliary_targets:
+        pk["auxiliary_targets"] = PRIVILEGED_KEY
+    if action_masks:
+        pk["action_mask"] = ACTION_MASK_KEY
+    roles = {
+        "critic_only": tuple(critic_only),
+        "auxiliary_targets": pk.get("auxiliary_targets"),
+        "candidates": pk.get("candidates"),
+    }
     if isinstance(env_or_id, VecEnv):
         if (
             privileged_critic
@@ -665,36 +557,43 @@ def make_ppo(
                 "action_masks build their own env; pass the env id, env or factory instead of "
                 "a VecEnv."
             )
-        if not _is_tokenized(env_or_id.observation_space):
+        space = env_or_id.observation_space
+        if not is_tokenized(space):
             raise ValueError(
                 "The VecEnv passed to make_ppo has raw observations "
-                f"({env_or_id.observation_space}); pass the raw env or its id instead, or build "
+                f"({space}); pass the raw env or its id instead, or build "
                 "the VecEnv with rlagent.agents.make_vec_env."
             )
         vec_env = env_or_id
         env_id = env_id or _vec_env_id(vec_env)
+        # The observation space says what the VecEnv's builder put in it.
+        pipeline = ObservationPipeline(
+            encoder=os.fspath(encoder),
+            max_length=_max_length_of(space, max_length),
+            privileged=PRIVILEGED_KEY in space.spaces,
+            action_mask=ACTION_MASK_KEY in space.spaces,
+            **roles,
+        )
     else:
+        pipeline = ObservationPipeline(
+            encoder=os.fspath(encoder),
+            max_length=max_length,
+            # The one place that decides which agents observe the hidden features.
+            privileged=privileged_critic or auxiliary_targets,
+            action_mask=action_masks,
+            **roles,
+        )
         vec_env = make_vec_env(
             env_or_id,
+            pipeline=pipeline,
             n_envs=n_envs,
             seed=seed,
             env_kwargs=env_kwargs,
-            encoder=encoder,
-            max_length=max_length,
             reward_scale=reward_scale,
-            privileged=privileged_critic or auxiliary_targets,
             reward_shaping=reward_shaping,
             expected_rewards=expected_rewards,
-            action_masks=action_masks,
         )
     checksum = encoder_checksum(os.fspath(encoder))
-    pk = dict(policy_kwargs or {})
-    if privileged_critic:
-        pk["critic_only"] = list(dict.fromkeys([*pk.get("critic_only", ()), PRIVILEGED_KEY]))
-    if auxiliary_targets:
-        pk["auxiliary_targets"] = PRIVILEGED_KEY
-    if action_masks:
-        pk["action_mask"] = ACTION_MASK_KEY
     fe_kwargs = {
         "encoder": os.fspath(encoder),
         "mode": encoder_mode,
@@ -734,7 +633,7 @@ def make_ppo(
         "encoder": os.fspath(encoder),
         "encoder_checksum": checksum,
         "encoder_mode": encoder_mode,
-        "max_length": _max_length_of(vec_env.observation_space, max_length),
+        "max_length": pipeline.max_length,
         "pooling": pooling,
         "encoder_layers": None if encoder_layers is None else list(encoder_layers),
         "dtype": dtype,
@@ -746,6 +645,7 @@ def make_ppo(
         "expected_rewards": bool(expected_rewards),
         "auxiliary_targets": bool(auxiliary_targets),
         "action_masks": bool(action_masks),
+        "pipeline": pipeline.to_dict(),
     }
     return model
 
@@ -767,7 +667,7 @@ def _max_length_of(space: spaces.Space, fallback: int) -> int:
 
 
 def spec_of(model: PPO) -> dict[str, Any]:
-    """How a text agent was built: env id and kwargs, encoder, mode, ``max_length``, pooling...
+    """How a text agent was built: env id and kwargs, encoder, mode, pooling, its pipeline...
 
     Uses ``model.rlagent_spec`` (set by :func:`make_ppo`, kept by save/load); for a PPO built by
     hand with a :class:`TextFeaturesExtractor`, rebuilds what it can from the policy.
@@ -776,7 +676,9 @@ def spec_of(model: PPO) -> dict[str, Any]:
         model: The agent.
 
     Returns:
-        A copy of the spec dict.
+        A copy of the spec dict; ``spec["pipeline"]`` is its
+        :class:`rlagent.pipeline.ObservationPipeline` as a dict (absent for models saved
+        before pipelines were recorded: :func:`rlagent.pipeline.pipeline_of` reads those).
 
     Raises:
         NotATextModelError: When the model has neither a spec nor a text features extractor.
@@ -791,25 +693,22 @@ def spec_of(model: PPO) -> dict[str, Any]:
             f"{type(extractor).__name__}, not TextFeaturesExtractor; build it with "
             "rlagent.agents.make_ppo."
         )
+    pipeline = pipeline_of(model)
     return {
         "env_id": None,
         "env_kwargs": {},
         "encoder": extractor.encoder_name,
         "encoder_checksum": extractor.encoder_checksum,
         "encoder_mode": extractor.mode,
-        "max_length": _max_length_of(model.observation_space, 64),
+        "max_length": pipeline.max_length,
         "pooling": extractor.pooling,
         "encoder_layers": None if extractor.layers is None else list(extractor.layers),
-        "dtype": extractor._dtype_setting,
+        "dtype": extractor.dtype_setting,
         "n_envs": getattr(model, "n_envs", 1),
         "seed": getattr(model, "seed", None),
         "action_masks": getattr(model.policy, "action_mask", None) == ACTION_MASK_KEY,
+        "pipeline": pipeline.to_dict(),
     }
-
-
-def _carries_privileged(spec: Mapping[str, Any]) -> bool:
-    """Whether the model's observations hold the ``"privileged"`` entry."""
-    return bool(spec.get("privileged_critic") or spec.get("auxiliary_targets"))
 
 
 def wrap_for_model(env: gym.Env, model: PPO) -> gym.Env:
@@ -820,59 +719,29 @@ def wrap_for_model(env: gym.Env, model: PPO) -> gym.Env:
         model: A text agent from :func:`make_ppo` or :func:`load`.
 
     Returns:
-        ``TokenizeText(env)`` with the model's encoder tokenizer and ``max_length``
-        (``TokenizeText(PrivilegedObservation(env))`` for a privileged critic,
-        ``ActionMaskObservation`` inside ``TokenizeText`` for a masked policy).
+        The env built by :func:`rlagent.pipeline.wrap_observations` from the model's pipeline:
+        ``TokenizeText(env)`` with the model's tokenizer and ``max_length``
+        (``PrivilegedObservation`` and ``ActionMaskObservation`` inside it when the model
+        reads those entries).
     """
-    if _is_tokenized(env.observation_space):
-        return env
-    spec = spec_of(model)
-    if _carries_privileged(spec):
-        env = PrivilegedObservation(env)
-    if spec.get("action_masks"):
-        env = ActionMaskObservation(env)
-    return TokenizeText(env, spec["encoder"], max_length=int(spec["max_length"]))
+    return wrap_observations(env, pipeline_of(model))
 
 
 def observation_function(env: gym.Env, model: PPO) -> Callable[[Any], Any]:
     """A function from a raw observation of ``env`` to the input ``model.predict`` expects.
 
-    For a privileged critic, a raw observation without the ``"privileged"`` entry gets zeros
-    there: no action changes (only the critic reads the entry), but the model's values are then
-    meaningless. A planner that wants values adds the simulated state's entry itself. For a
-    masked policy, a raw observation without the ``"action_mask"`` entry gets ``env``'s
-    current ``action_masks()``: convert an observation while ``env`` is in its state.
+    See :func:`rlagent.pipeline.observation_converter`: a missing ``"privileged"`` entry gets
+    zeros (actions never read it), a missing ``"action_mask"`` entry gets ``env``'s current
+    ``action_masks()``.
 
     Args:
         env: A raw text env.
         model: A text agent from :func:`make_ppo` or :func:`load`.
 
     Returns:
-        The function (tokenizes with the model's tokenizer; fills a missing privileged entry).
+        The function.
     """
-    wrapper = wrap_for_model(env, model)
-    if wrapper is env:
-        return lambda observation: observation
-    spec = spec_of(model)
-    privileged = _carries_privileged(spec)
-    masks = env.get_wrapper_attr("action_masks") if spec.get("action_masks") else None
-    if not privileged and masks is None:
-        return wrapper.observation
-    zeros = (
-        np.zeros(wrapper.observation_space[PRIVILEGED_KEY].shape, dtype=np.float32)
-        if privileged
-        else None
-    )
-
-    def convert(observation: Any) -> dict[str, Any]:
-        if privileged and PRIVILEGED_KEY not in observation:
-            observation = {**observation, PRIVILEGED_KEY: zeros}
-        if masks is not None and ACTION_MASK_KEY not in observation:
-            mask = np.asarray(masks(), dtype=np.float32).reshape(-1)
-            observation = {**observation, ACTION_MASK_KEY: mask}
-        return wrapper.observation(observation)
-
-    return convert
+    return observation_converter(env, pipeline_of(model))
 
 
 def load(
@@ -889,7 +758,8 @@ def load(
     Args:
         path: The ``.zip`` file.
         env: Optional env to attach: an env id (built with the saved ``env_kwargs``), a raw
-            ``gymnasium.Env`` (tokenized with :func:`wrap_for_model`) or a tokenized ``VecEnv``.
+            ``gymnasium.Env`` (both through the model's observation pipeline) or a tokenized
+            ``VecEnv``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
 
     Returns:
@@ -898,21 +768,17 @@ def load(
     model = PPO.load(os.fspath(path), device=resolve_device(device))
     if env is None:
         return model
-    spec = spec_of(model)
     if isinstance(env, VecEnv):
         vec = env
-    elif isinstance(env, str):
+    else:
+        spec = spec_of(model)
+        same_env = isinstance(env, str) and env == spec.get("env_id")
         vec = make_vec_env(
             env,
+            pipeline=pipeline_of(model),
             n_envs=1,
-            env_kwargs=spec.get("env_kwargs") if env == spec.get("env_id") else None,
-            encoder=spec["encoder"],
-            max_length=int(spec["max_length"]),
-            privileged=_carries_privileged(spec),
-            action_masks=bool(spec.get("action_masks")),
+            env_kwargs=spec.get("env_kwargs") if same_env else None,
         )
-    else:
-        vec = DummyVecEnv([lambda: Monitor(wrap_for_model(env, model))])
     if vec.num_envs != model.n_envs:
         # set_env cannot change the number of envs; loading with the env rebuilds the buffers.
         model = PPO.load(os.fspath(path), env=vec, device=resolve_device(device))

@@ -278,6 +278,11 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         return frozen if frozen is not None else self.text_model
 
     @property
+    def dtype_setting(self) -> str:
+        """The ``dtype`` it was built with: ``"auto"``, ``"float32"`` or ``"bfloat16"``."""
+        return self._dtype_setting
+
+    @property
     def device(self) -> torch.device:
         """The device the encoder is on."""
         return next(self.model.parameters()).device

@@ -213,7 +213,8 @@ def train(
         ConfigError: ``resume`` on a directory that is not a run directory.
         CheckpointError: ``resume`` but no intact checkpoint exists.
     """
-    from rlagent.agents import AuxiliaryLoss, load, make_ppo, make_vec_env
+    from rlagent.agents import AuxiliaryLoss, load, make_ppo
+    from rlagent.pipeline import make_vec_env, pipeline_of
 
     out_dir = Path(out_dir)
     _prepare_dir(out_dir, resume=resume, overwrite=overwrite)
@@ -226,20 +227,20 @@ def train(
         state = load_checkpoint_state(checkpoint)
         run_state = state["run"]
         run_state["wall_time_before_s"] = run_state.get("wall_time_s", 0.0)
-        venv = make_vec_env(
-            config.env_id,
-            n_envs=config.n_envs,
-            seed=config.seed + checkpoint.timesteps,
-            env_kwargs=config.env_kwargs,
-            encoder=config.encoder,
-            max_length=config.max_length,
-            reward_scale=config.reward_scale,
-            privileged=config.privileged_critic or config.auxiliary_targets,
-            action_masks=config.action_masks,
-            reward_shaping=config.reward_shaping,
-            expected_rewards=config.expected_rewards,
+        model = load(checkpoint.model_path, device=config.device)
+        # The checkpoint's own pipeline builds the observations it was trained on.
+        model.set_env(
+            make_vec_env(
+                config.env_id,
+                pipeline=pipeline_of(model),
+                n_envs=config.n_envs,
+                seed=config.seed + checkpoint.timesteps,
+                env_kwargs=config.env_kwargs,
+                reward_scale=config.reward_scale,
+                reward_shaping=config.reward_shaping,
+                expected_rewards=config.expected_rewards,
+            )
         )
-        model = load(checkpoint.model_path, env=venv, device=config.device)
         model.tensorboard_log = str(out_dir / "tensorboard")
         restore_rng_state(state)
         logger.info("Resuming %s from %d timesteps.", out_dir, checkpoint.timesteps)
