@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rlagent.agents.evaluation import evaluate_many, format_table
+from rlagent.evaluation import evaluate_many, format_table
 from rlagent.training import load_config, train
 
 ENV_ID = "rlagent/CustomerService-v0"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rlagent.agents import load, make_ppo, observation_function, spec_of, wrap_for_model
-from rlagent.agents.evaluation import ModelAgent
+from rlagent.evaluation import ModelAgent
 from rlagent.pipeline import (
     PRIVILEGED_KEY,
     NotATextModelError,

@@ -8,9 +8,8 @@ from rlagent.agents.auxiliary import (
     auxiliary_loss,
 )
 from rlagent.agents.candidates import CandidateLayoutError
-from rlagent.agents.ppo import (
+from rlagent.agents.factory import (
     PPO_DEFAULTS,
-    TextActorCriticPolicy,
     load,
     make_ppo,
     observation_function,
@@ -18,6 +17,7 @@ from rlagent.agents.ppo import (
     spec_of,
     wrap_for_model,
 )
+from rlagent.agents.policy import TextActorCriticPolicy
 from rlagent.agents.slate import SlateDistribution
 from rlagent.pipeline import NotATextModelError, ObservationPipeline, make_vec_env, pipeline_of
 

@@ -120,7 +120,7 @@ def _rollout_size(config: TrainConfig, model: Any) -> int:
 
 
 def _evaluator(config: TrainConfig, episodes: int):
-    from rlagent.agents.evaluation import evaluate
+    from rlagent.evaluation import evaluate
 
     def run(model: Any) -> dict[str, Any]:
         result = evaluate(
@@ -154,7 +154,7 @@ def _average_final_model(config: TrainConfig, model: Any, out_dir: Path) -> dict
 
 
 def _main_metric(config: TrainConfig) -> str | None:
-    from rlagent.agents.evaluation import make_env
+    from rlagent.evaluation import make_env
 
     env = make_env(config.env_id, config.resolved_eval_env_kwargs)
     try:
@@ -164,7 +164,7 @@ def _main_metric(config: TrainConfig) -> str | None:
 
 
 def _baselines(config: TrainConfig) -> dict[str, dict[str, Any]]:
-    from rlagent.agents.evaluation import baseline_names, evaluate, make_env
+    from rlagent.evaluation import baseline_names, evaluate, make_env
 
     if not config.baseline_episodes:
         return {}
