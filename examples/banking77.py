@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rlagent.agents.evaluation import evaluate_many, format_table
+from rlagent.evaluation import evaluate_many, format_table
 from rlagent.training import (
     CheckpointError,
     ConfigError,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from rlagent.agents.evaluation import evaluate_many, format_table
+from rlagent.evaluation import evaluate_many, format_table
 from rlagent.training import (
     CheckpointError,
     ConfigError,

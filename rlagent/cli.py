@@ -211,7 +211,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from rlagent.agents.evaluation import (
+    from rlagent.evaluation import (
         baseline_names,
         evaluate,
         format_table,

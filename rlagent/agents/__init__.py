@@ -8,22 +8,21 @@ from rlagent.agents.auxiliary import (
     auxiliary_loss,
 )
 from rlagent.agents.candidates import CandidateLayoutError
-from rlagent.agents.loading import ModelEnvMismatchError, export_model, load, load_model
-from rlagent.agents.manifest import UnsupportedModelError
-from rlagent.agents.ppo import (
+from rlagent.agents.factory import (
     PPO_DEFAULTS,
-    NotATextModelError,
-    TextActorCriticPolicy,
     make_ppo,
-    make_vec_env,
     observation_function,
     resolve_device,
     spec_of,
     wrap_for_model,
 )
+from rlagent.agents.loading import ModelEnvMismatchError, export_model, load, load_model
+from rlagent.agents.manifest import UnsupportedModelError
+from rlagent.agents.policy import TextActorCriticPolicy
 from rlagent.agents.saving import ModelFileError, read_manifest, save_model
 from rlagent.agents.slate import SlateDistribution
 from rlagent.agents.trust import UntrustedFileError, UntrustedModelError, is_pickled_model
+from rlagent.pipeline import NotATextModelError, ObservationPipeline, make_vec_env, pipeline_of
 
 __all__ = [
     "AuxiliaryBottleneck",
@@ -46,7 +45,9 @@ __all__ = [
     "load_model",
     "make_ppo",
     "make_vec_env",
+    "ObservationPipeline",
     "observation_function",
+    "pipeline_of",
     "read_manifest",
     "resolve_device",
     "SlateDistribution",

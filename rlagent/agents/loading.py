@@ -31,12 +31,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rlagent import _tensor_json
 from rlagent.agents import manifest as mf
-from rlagent.agents.ppo import (
-    NotATextModelError,
-    TextActorCriticPolicy,
-    resolve_device,
-    wrap_for_model,
-)
+from rlagent.agents.factory import resolve_device, wrap_for_model
+from rlagent.agents.policy import TextActorCriticPolicy
 from rlagent.agents.saving import (
     MANIFEST,
     OPTIMIZER_FILE,
@@ -50,6 +46,7 @@ from rlagent.agents.saving import (
 )
 from rlagent.agents.spaces_json import SpaceFormatError, space_from_json
 from rlagent.agents.trust import UntrustedModelError, is_pickled_model, untrusted_model_message
+from rlagent.pipeline import NotATextModelError
 
 __all__ = [
     "ModelEnvMismatchError",
@@ -299,7 +296,7 @@ def _restore_training_state(model: PPO, training: Mapping[str, Any], num_timeste
 
 # ----------------------------------------------------------------------------- the gate
 def _load_pickled(path: Path, env: Any, device: str | torch.device) -> PPO:
-    from rlagent.agents.ppo import load as load_sb3
+    from rlagent.agents.factory import load as load_sb3
 
     try:
         return load_sb3(path, env=env, device=device)

@@ -72,7 +72,7 @@ class ManifestError(ValueError):
 
 @lru_cache(maxsize=1)
 def _allowed_classes() -> dict[str, type]:
-    from rlagent.agents.ppo import TextActorCriticPolicy
+    from rlagent.agents.policy import TextActorCriticPolicy
     from rlagent.encoders.bow import BagOfWordsExtractor
     from rlagent.encoders.extractor import TextFeaturesExtractor
 

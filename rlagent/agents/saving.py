@@ -30,7 +30,7 @@ from stable_baselines3 import PPO
 
 from rlagent import _tensor_json
 from rlagent.agents import manifest as mf
-from rlagent.agents.ppo import spec_of
+from rlagent.agents.factory import spec_of
 from rlagent.agents.spaces_json import space_to_json
 from rlagent.encoders.extractor import TextFeaturesExtractor
 

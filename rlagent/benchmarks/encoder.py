@@ -187,7 +187,7 @@ def measure_cache_hit_rate(
     Returns:
         ``hits``, ``misses``, ``size``, ``hit_rate`` and ``frames``.
     """
-    from rlagent.agents.ppo import make_ppo
+    from rlagent.agents import make_ppo
 
     model = make_ppo(
         env_or_id,
@@ -259,7 +259,7 @@ def _run(
     encoder: str,
     include_bundled_env: bool,
 ) -> dict[str, Any]:
-    from rlagent.agents.ppo import make_ppo, make_vec_env, resolve_device
+    from rlagent.agents import make_ppo, make_vec_env, resolve_device
 
     torch_device = resolve_device(device)
     load_start = _load_average()

@@ -29,6 +29,7 @@ __all__ = [
     "ENCODER_MODES",
     "POOLINGS",
     "DTYPES",
+    "FeaturesLayout",
     "ObservationLayoutError",
     "TextFeaturesExtractor",
     "cpu_supports_bf16",
@@ -61,6 +62,35 @@ class _TextEntry:
     mask_key: str
     segments: int
     length: int
+
+
+@dataclass(frozen=True)
+class FeaturesLayout:
+    """Where each observation entry sits in a text extractor's features vector.
+
+    The text entries come first, each as ``segments`` consecutive embeddings of
+    ``embedding_dim`` values, then the numeric entries, flattened, in observation order.
+
+    Attributes:
+        text: ``(entry name, segments)`` of each text entry (``name`` without
+            ``_input_ids``), in features order.
+        numeric: ``(key, flat size)`` of each numeric entry, in features order.
+        embedding_dim: Width of one segment's embedding.
+    """
+
+    text: tuple[tuple[str, int], ...]
+    numeric: tuple[tuple[str, int], ...]
+    embedding_dim: int
+
+    @property
+    def numeric_offset(self) -> int:
+        """Index of the first numeric column (the width of all text embeddings)."""
+        return sum(segments for _, segments in self.text) * self.embedding_dim
+
+    @property
+    def features_dim(self) -> int:
+        """Width of the whole features vector."""
+        return self.numeric_offset + sum(size for _, size in self.numeric)
 
 
 @lru_cache(maxsize=1)
@@ -276,6 +306,20 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         """The encoder (a ``BertModel``, or a peft model wrapping it in lora mode)."""
         frozen = self.__dict__["_frozen_model"]
         return frozen if frozen is not None else self.text_model
+
+    @property
+    def layout(self) -> FeaturesLayout:
+        """Where each observation entry sits in the features vector (read-only)."""
+        return FeaturesLayout(
+            text=tuple((entry.name, entry.segments) for entry in self._text),
+            numeric=tuple(self._numeric),
+            embedding_dim=self.embedding_dim,
+        )
+
+    @property
+    def dtype_setting(self) -> str:
+        """The ``dtype`` it was built with: ``"auto"``, ``"float32"`` or ``"bfloat16"``."""
+        return self._dtype_setting
 
     @property
     def device(self) -> torch.device:

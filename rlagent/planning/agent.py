@@ -17,6 +17,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlagent.pipeline import (
+    ACTION_MASK_KEY,
+    PRIVILEGED_KEY,
+    observation_converter,
+    pipeline_of,
+)
 from rlagent.planning.belief import BeliefModel, ParticleBelief, hide
 from rlagent.planning.config import MCTSConfig, check_settings
 from rlagent.planning.env_model import EnvModel
@@ -163,14 +169,12 @@ def _make_evaluator(
     observe = planning_model.observe
     spec = getattr(policy, "rlagent_spec", None)
     if spec is not None:
-        from rlagent.agents import observation_function
-        from rlagent.wrappers import ACTION_MASK_KEY, PRIVILEGED_KEY
-
-        preprocess = observation_function(env.unwrapped, policy)
+        pipeline = pipeline_of(policy)
+        preprocess = observation_converter(env.unwrapped, pipeline)
         # A critic trained on scaled rewards predicts scaled returns.
         value_scale = 1.0 / float(spec.get("reward_scale", 1.0))
-        privileged = bool(spec.get("privileged_critic"))
-        masked = bool(spec.get("action_masks"))
+        privileged = pipeline.critic_reads_privileged
+        masked = pipeline.action_mask
         if privileged or masked:
             # Entries of the simulated state, not of the real env's current one: its hidden
             # features for a privileged critic (the true ones with oracle=True, a belief

@@ -123,7 +123,7 @@ def _rollout_size(config: TrainConfig, model: Any) -> int:
 
 
 def _evaluator(config: TrainConfig, episodes: int):
-    from rlagent.agents.evaluation import evaluate
+    from rlagent.evaluation import evaluate
 
     def run(model: Any) -> dict[str, Any]:
         result = evaluate(
@@ -157,7 +157,7 @@ def _average_final_model(config: TrainConfig, model: Any, out_dir: Path) -> dict
 
 
 def _main_metric(config: TrainConfig) -> str | None:
-    from rlagent.agents.evaluation import make_env
+    from rlagent.evaluation import make_env
 
     env = make_env(config.env_id, config.resolved_eval_env_kwargs)
     try:
@@ -167,7 +167,7 @@ def _main_metric(config: TrainConfig) -> str | None:
 
 
 def _baselines(config: TrainConfig) -> dict[str, dict[str, Any]]:
-    from rlagent.agents.evaluation import baseline_names, evaluate, make_env
+    from rlagent.evaluation import baseline_names, evaluate, make_env
 
     if not config.baseline_episodes:
         return {}
@@ -264,7 +264,8 @@ def _run(
     on_eval: Callable[[dict[str, Any]], bool] | None,
 ) -> TrainResult:
     """Build or load the model, train it to the target, then finish the run."""
-    from rlagent.agents import AuxiliaryLoss, load, make_ppo, make_vec_env
+    from rlagent.agents import AuxiliaryLoss, load, make_ppo
+    from rlagent.pipeline import make_vec_env, pipeline_of
 
     resume = checkpoint is not None
     run_state: dict[str, Any] = {"eval_history": []}
@@ -272,20 +273,20 @@ def _run(
         state = load_checkpoint_state(checkpoint)
         run_state = state["run"]
         run_state["wall_time_before_s"] = run_state.get("wall_time_s", 0.0)
-        venv = make_vec_env(
-            config.env_id,
-            n_envs=config.n_envs,
-            seed=config.seed + checkpoint.timesteps,
-            env_kwargs=config.env_kwargs,
-            encoder=config.encoder,
-            max_length=config.max_length,
-            reward_scale=config.reward_scale,
-            privileged=config.privileged_critic or config.auxiliary_targets,
-            action_masks=config.action_masks,
-            reward_shaping=config.reward_shaping,
-            expected_rewards=config.expected_rewards,
+        model = load(checkpoint.model_path, device=config.device)
+        # The checkpoint's own pipeline builds the observations it was trained on.
+        model.set_env(
+            make_vec_env(
+                config.env_id,
+                pipeline=pipeline_of(model),
+                n_envs=config.n_envs,
+                seed=config.seed + checkpoint.timesteps,
+                env_kwargs=config.env_kwargs,
+                reward_scale=config.reward_scale,
+                reward_shaping=config.reward_shaping,
+                expected_rewards=config.expected_rewards,
+            )
         )
-        model = load(checkpoint.model_path, env=venv, device=config.device)
         model.tensorboard_log = str(out_dir / "tensorboard")
         restore_rng_state(state)
         logger.info("Resuming %s from %d timesteps.", out_dir, checkpoint.timesteps)

@@ -13,7 +13,7 @@ from gymnasium import spaces
 import rlagent
 from rlagent.agents import make_ppo, observation_function
 from rlagent.agents.asymmetric import CriticOnlyError
-from rlagent.agents.evaluation import make_agent
+from rlagent.evaluation import make_agent
 from rlagent.planning import make_planning_agent
 from rlagent.planning.belief import hide
 from rlagent.training import TrainConfig, load_config

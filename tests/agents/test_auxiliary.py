@@ -296,7 +296,7 @@ def test_a_bottleneck_actor_reads_text_only_through_the_detached_prediction(enco
     features = torch.rand(3, features_dim, requires_grad=True)
     extractor.forward_actor(features).sum().backward()
     grad = features.grad.abs().sum(dim=0)
-    numeric = model.policy.features_extractor._numeric
+    numeric = model.policy.features_extractor.layout.numeric
     assert [name for name, _ in numeric] == ["features", PRIVILEGED_KEY]
     text_columns = features_dim - sum(size for _, size in numeric)
     assert torch.all(grad[:text_columns] == 0)  # embeddings: only via the detached head

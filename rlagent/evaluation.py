@@ -85,11 +85,11 @@ class ModelAgent:
     """
 
     def __init__(self, model: Any, env: gym.Env, *, deterministic: bool = True) -> None:
-        from rlagent.agents import observation_function
+        from rlagent.pipeline import observation_converter, pipeline_of
 
         self.model = model
         self.deterministic = deterministic
-        self._convert = observation_function(env, model)
+        self._convert = observation_converter(env, pipeline_of(model))
         self._discrete = isinstance(env.action_space, gym.spaces.Discrete)
 
     def reset(self, seed: int | None = None) -> None:
