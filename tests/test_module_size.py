@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("rlagent", "envs")
 MAX_LINES = 600
@@ -18,9 +16,6 @@ DATA_TABLES: dict[str, str] = {
 #: Modules over the limit that another change is splitting. Each is reported as an expected
 #: failure until the split lands; then the test passes unexpectedly (strict) and the entry must
 #: go.
-BEING_SPLIT: dict[str, str] = {
-    "rlagent/agents/ppo.py": "being split: policy, observation pipeline, make_ppo/load (issue 20)",
-}
 
 
 def _line_counts() -> dict[str, int]:
@@ -36,7 +31,7 @@ def test_no_module_over_the_line_limit():
     offenders = {
         path: n
         for path, n in _line_counts().items()
-        if n > MAX_LINES and path not in DATA_TABLES and path not in BEING_SPLIT
+        if n > MAX_LINES and path not in DATA_TABLES
     }
     listing = "\n".join(f"  {path}: {n} lines" for path, n in sorted(offenders.items()))
     assert not offenders, (
@@ -45,21 +40,9 @@ def test_no_module_over_the_line_limit():
     )
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(reason=why, strict=True))
-        for p, why in BEING_SPLIT.items()
-    ],
-)
-def test_module_being_split_is_under_the_line_limit(path):
-    n = len((REPO_ROOT / path).read_text(encoding="utf-8").splitlines())
-    assert n <= MAX_LINES, f"{path}: {n} lines (over {MAX_LINES}; {BEING_SPLIT[path]})"
-
-
 def test_exemption_lists_name_existing_modules():
-    missing = [p for p in (*DATA_TABLES, *BEING_SPLIT) if not (REPO_ROOT / p).is_file()]
+    missing = [p for p in DATA_TABLES if not (REPO_ROOT / p).is_file()]
     assert not missing, (
-        f"exempt modules that no longer exist: {missing}; remove them from DATA_TABLES or "
-        f"BEING_SPLIT in {Path(__file__).name}"
+        f"exempt modules that no longer exist: {missing}; "
+        f"remove them from DATA_TABLES in {Path(__file__).name}"
     )
