@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import io
 import json
 import math
 import numbers
@@ -28,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
-from envs._text import clean_text
+from envs._text import TextFileError, clean_text, read_utf8
 from envs.customer_service import _corpus_data as data
 from envs.customer_service.corpus import Template, UtteranceBank, check_split, make_bank
 from envs.customer_service.errors import CustomerServiceConfigError, DatasetFormatError
@@ -87,16 +88,14 @@ def load_groups(groups: Mapping[str, str] | str | os.PathLike | None) -> dict[st
                 "or a dict {category: group}, or leave groups=None for the Banking77 mapping."
             )
         try:
-            mapping = json.loads(path.read_text(encoding="utf-8"))
+            mapping = json.loads(read_utf8(path))
         except json.JSONDecodeError as exc:
             raise DatasetFormatError(
                 f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); expected an object "
                 'like {"card_arrival": "card_delivery"}.'
             ) from exc
-        except UnicodeDecodeError as exc:
-            raise DatasetFormatError(
-                f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8."
-            ) from exc
+        except TextFileError as exc:
+            raise DatasetFormatError(str(exc)) from exc
         source = str(path)
         if not isinstance(mapping, dict):
             raise DatasetFormatError(
@@ -117,7 +116,9 @@ def load_groups(groups: Mapping[str, str] | str | os.PathLike | None) -> dict[st
 def read_dataset(path: str | os.PathLike, groups: Mapping[str, str]) -> list[tuple[str, str]]:
     """Read a ``text,category`` CSV, checking every row against ``groups``.
 
-    Texts go through :func:`envs._text.clean_text`.
+    The file is UTF-8, with or without a byte-order mark (Excel's "CSV UTF-8"). Texts go
+    through :func:`envs._text.clean_text` with ``any_script=True``: letters of every script
+    are kept, so a row in Arabic is as good as one in English.
 
     Args:
         path: CSV file with a header row naming the columns ``text`` and ``category``.
@@ -138,53 +139,55 @@ def read_dataset(path: str | os.PathLike, groups: Mapping[str, str]) -> list[tup
             f"dataset file {str(path)!r} does not exist; pass the path of a CSV with columns "
             "text,category (for Banking77: .../banking77/train.csv or test.csv)."
         )
+    try:
+        content = read_utf8(path)
+    except TextFileError as exc:
+        raise DatasetFormatError(str(exc)) from exc
     rows: list[tuple[str, str]] = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise DatasetFormatError(
-                    f"{path}, line 1: the file is empty; expected a header row 'text,category'."
-                )
-            columns = [h.strip().lower() for h in header]
-            missing = [c for c in _HEADER if c not in columns]
-            if missing:
-                raise DatasetFormatError(
-                    f"{path}, line 1: header {header!r} lacks column(s) {missing}; expected a "
-                    "header row 'text,category'."
-                )
-            text_col, cat_col = columns.index("text"), columns.index("category")
-            for record in reader:
-                line = reader.line_num
-                if not record:
-                    continue
-                if len(record) != len(columns):
-                    raise DatasetFormatError(
-                        f"{path}, line {line}: found {len(record)} field(s), expected "
-                        f"{len(columns)} ({','.join(columns)}); quote texts that contain commas."
-                    )
-                text = " ".join(clean_text(record[text_col]).split())
-                category = record[cat_col].strip()
-                if not text:
-                    raise DatasetFormatError(f"{path}, line {line}: the text field is empty.")
-                if not category:
-                    raise DatasetFormatError(
-                        f"{path}, line {line}: the category field is empty."
-                    )
-                if category not in groups:
-                    raise DatasetFormatError(
-                        f"{path}, line {line}: category {category!r} has no group in the group "
-                        "mapping; add it to groups= (a dict or JSON file category -> group)."
-                    )
-                rows.append((text, category))
-        except UnicodeDecodeError as exc:
+    reader = csv.reader(io.StringIO(content, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
             raise DatasetFormatError(
-                f"{path}, line {reader.line_num + 1}: not UTF-8 text (byte {exc.start} of the "
-                "read buffer); save the file as UTF-8."
-            ) from exc
-        except csv.Error as exc:
-            raise DatasetFormatError(f"{path}, line {reader.line_num}: {exc}.") from exc
+                f"{path}, line 1: the file is empty; expected a header row 'text,category'."
+            )
+        columns = [h.strip().lower() for h in header]
+        missing = [c for c in _HEADER if c not in columns]
+        if missing:
+            raise DatasetFormatError(
+                f"{path}, line 1: header {header!r} lacks column(s) {missing}; expected a "
+                "header row 'text,category'."
+            )
+        text_col, cat_col = columns.index("text"), columns.index("category")
+        for record in reader:
+            line = reader.line_num
+            if not record:
+                continue
+            if len(record) != len(columns):
+                raise DatasetFormatError(
+                    f"{path}, line {line}: found {len(record)} field(s), expected "
+                    f"{len(columns)} ({','.join(columns)}); quote texts that contain commas."
+                )
+            raw_text = record[text_col]
+            category = record[cat_col].strip()
+            if not raw_text.strip():
+                raise DatasetFormatError(f"{path}, line {line}: the text field is empty.")
+            text = clean_text(raw_text, any_script=True)
+            if not text:
+                raise DatasetFormatError(
+                    f"{path}, line {line}: the text field {raw_text!r} holds no letter, digit "
+                    "or punctuation mark; write the customer's words there."
+                )
+            if not category:
+                raise DatasetFormatError(f"{path}, line {line}: the category field is empty.")
+            if category not in groups:
+                raise DatasetFormatError(
+                    f"{path}, line {line}: category {category!r} has no group in the group "
+                    "mapping; add it to groups= (a dict or JSON file category -> group)."
+                )
+            rows.append((text, category))
+    except csv.Error as exc:
+        raise DatasetFormatError(f"{path}, line {reader.line_num}: {exc}.") from exc
     if not rows:
         raise DatasetFormatError(f"{path}: the file has a header but no rows.")
     return rows

@@ -84,6 +84,9 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
     * ``"features"``: ``Box(0, 1, (4,), float32)``: turns taken, clarification questions,
       apologies and wrong resolutions so far, each divided by ``max_turns``.
 
+    Text spaces allow printable ASCII, and with a ``dataset`` also the other characters of its
+    rows and group names (a dataset in Arabic, say).
+
     Nothing hidden is observed.
 
     ## Rewards
@@ -254,11 +257,13 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
         self.APOLOGISE = self._n_groups + 1
         self.ESCALATE = self._n_groups + 2
         self.action_space = spaces.Discrete(len(self.action_names))
+        # A dataset's rows and group names may hold characters of any script.
+        text = text_space(self.max_length, [*(b.text for b in bank.bodies), *bank.labels])
         self.observation_space = spaces.Dict(
             {
-                "dialogue": spaces.Tuple([text_space(self.max_length)] * self.history),
+                "dialogue": spaces.Tuple([text] * self.history),
                 "features": spaces.Box(0.0, 1.0, shape=(4,), dtype=np.float32),
-                "request": text_space(self.max_length),
+                "request": text,
             }
         )
         self._agent_segments = tuple(

@@ -14,17 +14,18 @@ and ``linspace(0, 3, n_high)`` for the rest, and an item's quality is drawn from
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from envs._text import clean_text
+from envs._text import TextFileError, clean_text, read_utf8
 from envs.recommendation.vocabulary import (
     N_HIGH_QUALITY_TOPICS,
     N_LOW_QUALITY_TOPICS,
@@ -58,7 +59,7 @@ _STOPWORDS = frozenset(
     "the and for with from that this into over your you are was were has have not but its".split()
     + "of a an in on at to by or as is it be".split()
 )
-_WORD = re.compile(r"[a-z]+")
+_WORD = re.compile(r"[^\W\d_]+")  # words of letters, in any script
 
 
 class CatalogError(ValueError):
@@ -70,15 +71,16 @@ class Catalog:
     """A fixed set of recommendable items.
 
     Attributes:
-        texts: Item texts, ``[n_items]``, already inside :data:`envs._text.CHARSET`.
+        texts: Item texts, ``[n_items]``, inside :data:`envs._text.CHARSET` for a generated
+            catalogue; a file's texts keep the letters of any script (see :func:`load_catalog`).
         topics: Topic id of each item, int64 ``[n_items]`` in ``[0, n_topics)``.
         quality: Hidden quality of each item, float64 ``[n_items]`` (RecSim scale, about -3..3).
         popularity: ``log10(1 + views)`` of each item, float32 ``[n_items]`` (0 when unknown).
         topic_names: Display name of each topic, ``[n_topics]``.
         topic_quality: Mean quality of each topic, float64 ``[n_topics]``.
         source: Where the catalogue came from (a file path or ``"generated"``).
-        skipped_lines: CSV line numbers of rows skipped because their title had no character
-            left after :func:`envs._text.clean_text` (e.g. a title in a non-Latin script).
+        skipped_lines: CSV line numbers of rows skipped because their title held no letter,
+            digit or punctuation mark (only emoji or control characters, say).
     """
 
     texts: tuple[str, ...]
@@ -222,6 +224,18 @@ def _find_columns(header: list[str], path: Path) -> dict[str, str]:
     return columns
 
 
+def _rows(reader: csv.DictReader, path: Path) -> Iterator[dict[str, str]]:
+    """The rows of ``reader``; a malformed row is a :class:`CatalogError` naming its line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CatalogError(f"{path}, line {reader.line_num}: {exc}") from exc
+        yield row
+
+
 def _number(row: Mapping[str, str], column: str | None, path: Path, line: int) -> float | None:
     if column is None:
         return None
@@ -286,14 +300,14 @@ def load_catalog(
     e.g. goodbooks-10k's ``average_rating`` and ``ratings_count``):
 
     * ``title`` (required): the item's text; ``description`` (optional) is appended after
-      ``" - "``. Texts go through :func:`envs._text.clean_text`; a row whose title has no
-      character left after cleaning (a title in a non-Latin script) is skipped and its line
-      recorded in :attr:`Catalog.skipped_lines`.
+      ``" - "``. Texts go through :func:`envs._text.clean_text` with ``any_script=True``, so a
+      title in Arabic or Chinese is kept as it is; a row whose title holds no letter, digit or
+      punctuation mark is skipped and its line recorded in :attr:`Catalog.skipped_lines`.
     * ``topic`` (optional): any label; distinct labels become topics in order of appearance
       and ``n_topics`` is ignored. When absent, topics are derived by clustering the texts into
-      ``n_topics`` groups: words (lowercase letters, stop words dropped) are hashed with crc32
-      into 512 buckets, weighted by tf-idf, normalised, and grouped by 25 rounds of spherical
-      k-means started from items drawn with ``rng``.
+      ``n_topics`` groups: words (runs of letters of any script, lowercased, stop words
+      dropped) are hashed with crc32 into 512 buckets, weighted by tf-idf, normalised, and
+      grouped by 25 rounds of spherical k-means started from items drawn with ``rng``.
     * ``quality`` (optional, RecSim scale about -3..3) or ``rating``: a rating is z-scored over
       the catalogue and clipped to [-3, 3]. When both are absent, each topic gets one of
       RecSim's topic mean qualities (in an order drawn with ``rng``) and items draw their
@@ -307,11 +321,14 @@ def load_catalog(
         max_text_length: Texts are cut to this many characters.
         rng: Source of randomness (topic clustering, quality when absent).
 
+    The file is UTF-8, with or without a byte-order mark (Excel's "CSV UTF-8").
+
     Returns:
         The catalogue.
 
     Raises:
-        CatalogError: Naming the file, the line and the problem.
+        CatalogError: Naming the file, the line and the problem (text that is not UTF-8
+            included).
     """
     path = Path(path)
     if not path.is_file():
@@ -325,41 +342,50 @@ def load_catalog(
     ratings: list[float | None] = []
     popularity: list[float] = []
     skipped: list[int] = []
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames:
-            raise CatalogError(f"{path}, line 1: the file is empty; expected a header row")
-        columns = _find_columns(list(reader.fieldnames), path)
-        for row in reader:
-            line = reader.line_num
-            raw_title = (row.get(columns["title"]) or "").strip()
-            title = clean_text(raw_title)
-            if raw_title and not title:
-                skipped.append(line)  # nothing readable is left, e.g. a non-Latin script
-                continue
-            if not title:
+    try:
+        content = read_utf8(path)
+    except TextFileError as exc:
+        raise CatalogError(str(exc)) from exc
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise CatalogError(f"{path}, line {reader.line_num}: {exc}") from exc
+    if not fieldnames:
+        raise CatalogError(f"{path}, line 1: the file is empty; expected a header row")
+    columns = _find_columns(list(fieldnames), path)
+    for row in _rows(reader, path):
+        line = reader.line_num
+        raw_title = (row.get(columns["title"]) or "").strip()
+        title = clean_text(raw_title, any_script=True)
+        if raw_title and not title:
+            skipped.append(line)  # no letter, digit or punctuation mark is left
+            continue
+        if not title:
+            raise CatalogError(
+                f"{path}, line {line}: empty title; every row needs a non-empty "
+                f"'{columns['title']}'"
+            )
+        desc = clean_text(row.get(columns.get("description", ""), "") or "", any_script=True)
+        texts.append(
+            clean_text(f"{title} - {desc}" if desc else title, max_text_length, any_script=True)
+        )
+        if "topic" in columns:
+            label = (row.get(columns["topic"]) or "").strip()
+            if not label:
                 raise CatalogError(
-                    f"{path}, line {line}: empty title; every row needs a non-empty "
-                    f"'{columns['title']}'"
+                    f"{path}, line {line}: empty '{columns['topic']}'; give every row a "
+                    "topic or remove the column to derive topics"
                 )
-            desc = clean_text(row.get(columns.get("description", ""), "") or "")
-            texts.append(clean_text(f"{title} - {desc}" if desc else title, max_text_length))
-            if "topic" in columns:
-                label = (row.get(columns["topic"]) or "").strip()
-                if not label:
-                    raise CatalogError(
-                        f"{path}, line {line}: empty '{columns['topic']}'; give every row a "
-                        "topic or remove the column to derive topics"
-                    )
-                labels.append(label)
-            qualities.append(_number(row, columns.get("quality"), path, line))
-            ratings.append(_number(row, columns.get("rating"), path, line))
-            pop = _number(row, columns.get("popularity"), path, line)
-            if pop is not None and pop < 0:
-                raise CatalogError(
-                    f"{path}, line {line}: popularity {pop} is negative; expected a count >= 0"
-                )
-            popularity.append(0.0 if pop is None else math.log10(1.0 + pop))
+            labels.append(label)
+        qualities.append(_number(row, columns.get("quality"), path, line))
+        ratings.append(_number(row, columns.get("rating"), path, line))
+        pop = _number(row, columns.get("popularity"), path, line)
+        if pop is not None and pop < 0:
+            raise CatalogError(
+                f"{path}, line {line}: popularity {pop} is negative; expected a count >= 0"
+            )
+        popularity.append(0.0 if pop is None else math.log10(1.0 + pop))
     n = len(texts)
     if n < 2:
         raise CatalogError(f"{path}: {n} item rows; a catalogue needs at least 2 items")
@@ -367,7 +393,7 @@ def load_catalog(
         names = list(dict.fromkeys(labels))
         index = {name: k for k, name in enumerate(names)}
         topics = np.array([index[label] for label in labels], dtype=np.int64)
-        topic_names = tuple(clean_text(name, 64) for name in names)
+        topic_names = tuple(clean_text(name, 64, any_script=True) for name in names)
     else:
         if not 1 <= n_topics <= n:
             raise CatalogError(

@@ -99,7 +99,8 @@ class RecommendationEnv(_PlanningSupport, gym.Env):
       step had a click, clicks / 100, minutes watched / initial budget, steps since last
       click / 10]``.
 
-    Interests, budget and qualities are never observed.
+    Texts are printable ASCII, plus the other characters of a ``catalog`` file's titles (a
+    catalogue in Arabic, say). Interests, budget and qualities are never observed.
 
     ## Rewards
 
@@ -217,7 +218,7 @@ class RecommendationEnv(_PlanningSupport, gym.Env):
         self.history_length = history_length
         self.render_mode = render_mode
 
-        text = text_space(max_text_length)
+        text = text_space(max_text_length, extra_chars=self.catalog.texts)
         big = float(np.finfo(np.float32).max)
         self.observation_space = spaces.Dict(
             {

@@ -243,3 +243,43 @@ def test_val_split_without_held_out_rows(tmp_path, fraction):
         CustomerServiceEnv(dataset=csv, groups={"tiny": "g"}, split="val", val_fraction=fraction)
     env = CustomerServiceEnv(dataset=csv, groups={"tiny": "g"}, val_fraction=fraction)
     assert sum(_bank_texts(env).values()) == 4
+
+
+def test_excel_csv_with_a_byte_order_mark(tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_bytes(b"\xef\xbb\xbftext,category\r\nwhere is my card,arrival\r\n")
+    assert read_dataset(csv, {"arrival": "cards"}) == [("where is my card", "arrival")]
+    mapping = tmp_path / "g.json"
+    mapping.write_bytes(b'\xef\xbb\xbf{"arrival": "cards"}')
+    assert load_groups(mapping) == {"arrival": "cards"}
+
+
+def test_invalid_utf8_names_its_line_far_into_the_file(tmp_path):
+    csv = tmp_path / "d.csv"
+    rows = b"".join(b"where is my card number %d,arrival\n" % i for i in range(3000))
+    csv.write_bytes(b"text,category\n" + rows + b"caf\xe9 card,arrival\n")
+    message = f"{csv}, line 3002: not UTF-8 text (byte 0xe9, byte 4 of the line)"
+    with pytest.raises(DatasetFormatError, match=re.escape(message)):
+        read_dataset(csv, {"arrival": "cards"})
+    bad_json = tmp_path / "g.json"
+    bad_json.write_bytes(b'{\n"arrival": "caf\xe9"}')
+    with pytest.raises(DatasetFormatError, match=re.escape("g.json, line 2: not UTF-8 text")):
+        load_groups(bad_json)
+
+
+def test_rows_in_another_script_are_text(tmp_path):
+    arabic = "\u0623\u064a\u0646 \u0628\u0637\u0627\u0642\u062a\u064a\u061f"  # "where is my card?"
+    csv = write(tmp_path / "d.csv", f"text,category\n{arabic},arrival\nhello,arrival\n")
+    assert read_dataset(csv, {"arrival": "cards"})[0] == (arabic, "arrival")
+    cards = "\u0628\u0637\u0627\u0642\u0627\u062a"
+    env = CustomerServiceEnv(dataset=csv, groups={"arrival": cards})
+    for seed in range(6):
+        obs, _ = env.reset(seed=seed, options={"vague": False})
+        assert env.observation_space.contains(obs)
+        obs, *_ = env.step(0)
+        assert env.observation_space.contains(obs)
+    emoji = write(tmp_path / "e.csv", "text,category\n\U0001f4b3\u2603,arrival\n")
+    with pytest.raises(
+        DatasetFormatError, match=re.escape("line 2: the text field '\U0001f4b3\u2603' holds no")
+    ):
+        read_dataset(emoji, {"arrival": "cards"})

@@ -154,8 +154,8 @@ def test_goodbooks_catalogue(shared_data):
     assert -3.0 <= catalog.quality.min() and catalog.quality.max() <= 3.0
     assert catalog.popularity.min() > 0  # ratings_count
     assert "Hunger Games" in catalog.texts[0]
-    assert 1788 in catalog.skipped_lines  # an Arabic title: nothing readable is left
-    assert catalog.n_items + len(catalog.skipped_lines) == 10_000
+    assert "\u0647\u064a\u0628\u062a\u0627" in catalog.texts[1786]  # line 1788, in Arabic
+    assert catalog.skipped_lines == () and catalog.n_items == 10_000
     check_env(env, skip_render_check=True)
     obs, _ = env.reset(seed=0)
     policy = MyopicPolicy(env)
@@ -165,3 +165,33 @@ def test_goodbooks_catalogue(shared_data):
         assert 0.0 <= reward <= 4.0
         if terminated:
             break
+
+
+def test_excel_csv_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "items.csv"
+    path.write_bytes(b"\xef\xbb\xbftitle,topic\r\nBread,food\r\nRockets,space\r\n")
+    catalog = load_catalog(path, rng=np.random.default_rng(0))
+    assert catalog.texts == ("Bread", "Rockets")
+
+
+def test_invalid_utf8_is_an_error_on_its_line(tmp_path):
+    path = tmp_path / "items.csv"
+    rows = b"".join(b"item number %d,t%d\n" % (i, i % 3) for i in range(3000))
+    path.write_bytes(b"title,topic\n" + rows + b"Caf\xe9 guide,food\n")
+    message = f"{path}, line 3002: not UTF-8 text (byte 0xe9, byte 4 of the line)"
+    with pytest.raises(CatalogError, match=re.escape(message)):
+        load_catalog(path, rng=np.random.default_rng(0))
+
+
+def test_titles_in_another_script_are_items(tmp_path):
+    arabic = "\u0647\u064a\u0628\u062a\u0627"  # a goodbooks-10k title
+    chinese = "\u4e09\u4f53"
+    rows = f"title,topic\n{arabic},novels\n{chinese},novels\nRockets,space\n\U0001f680,space\n"
+    env = RecommendationEnv(catalog=write(tmp_path, rows), n_candidates=2, slate_size=1)
+    catalog = env.catalog
+    assert catalog.texts == (arabic, chinese, "Rockets")
+    assert catalog.skipped_lines == (5,)  # an emoji alone is not a title
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):
+        assert env.observation_space.contains(obs)
+        obs, *_ = env.step(env.action_space.sample())
