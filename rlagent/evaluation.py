@@ -102,12 +102,20 @@ class ModelAgent:
 
 
 def make_env(env: str | gym.Env, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
-    """Return ``env`` itself, or ``gym.make(env, **env_kwargs)`` for a registered id."""
+    """Return ``env`` itself, or build the env registered as ``env``.
+
+    Ids go through :func:`rlagent.env_making.make_env` (``module:`` prefix, checked kwargs).
+
+    Raises:
+        UnknownEnvError: ``env`` is an id that is not registered.
+        EnvKwargsError: ``env_kwargs`` names an argument the env lacks, or a value of the
+            wrong type.
+    """
     if isinstance(env, gym.Env):
         return env
-    import envs  # noqa: F401  (registers the bundled ids)
+    from rlagent.env_making import make_env as make_registered_env
 
-    return gym.make(env, **dict(env_kwargs or {}))
+    return make_registered_env(env, env_kwargs)
 
 
 def baseline_names(env: gym.Env) -> list[str]:

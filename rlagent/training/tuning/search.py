@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +42,21 @@ def tune(config: TuneConfig) -> dict[str, Any]:
     Raises:
         TuneConfigError: Bad settings or storage, or an output folder holding another study.
         ConfigError: The env's configuration cannot be used.
+        UnknownEnvError: The env id is not registered.
+        EnvKwargsError: An env keyword argument the env does not take, or of the wrong type.
+        EncoderNotFoundError: The encoder cannot be found on this machine.
         ImportError: Optuna (or Ray for ``backend="ray"``) is not installed.
         TuneError: No trial of this run could be trained.
     """
-    import gymnasium as gym
+    from rlagent.encoders.loading import resolve_encoder_path
+    from rlagent.env_making import check_env_kwargs, find_env_spec
 
-    import rlagent  # noqa: F401  (registers the bundled environments)
-
-    # Unknown ids fail here, before any trial, with Gymnasium's "Did you mean" suggestions.
-    module, _, env_name = config.env_id.rpartition(":")
-    if module:
-        importlib.import_module(module)
-    gym.spec(env_name)
+    # Unknown ids, env kwargs and encoders fail here, before any trial, with "did you mean".
+    spec = find_env_spec(config.env_id)
     base = base_train_config(config)
+    check_env_kwargs(spec, base.env_kwargs)
+    check_env_kwargs(spec, base.eval_env_kwargs)
+    resolve_encoder_path(base.encoder)
     out_dir = config.resolved_out_dir
     storage = _make_storage(config)
     study = _create_study(config, storage, sampler=None)
