@@ -79,7 +79,7 @@ def _segments(space: spaces.Space) -> int | None:
     return None
 
 
-class TokenizeText(gym.ObservationWrapper):
+class TokenizeText(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Tokenize the text in observations with a Hugging Face tokenizer.
 
     Token ids of each distinct string are kept in an LRU cache, so a string seen before costs a
@@ -121,7 +121,18 @@ class TokenizeText(gym.ObservationWrapper):
         max_length: int = 64,
         cache_size: int = 65_536,
     ) -> None:
-        super().__init__(env)
+        tok = tokenizer_or_encoder_name
+        recorded = tok.name if hasattr(tok, "tokenizer") and hasattr(tok, "checksum") else tok
+        # Recorded (for env.spec, gymnasium's check_env) by name where there is one, so that
+        # copying the spec never copies a model; a tokenizer object is recorded as is.
+        gym.utils.RecordConstructorArgs.__init__(
+            self,
+            tokenizer_or_encoder_name=recorded,
+            max_length=max_length,
+            cache_size=cache_size,
+            _disable_deepcopy=True,
+        )
+        gym.ObservationWrapper.__init__(self, env)
         if int(max_length) < 2:
             raise ValueError(
                 f"max_length must be >= 2 (room for [CLS] and [SEP]), got {max_length!r}."
@@ -129,7 +140,6 @@ class TokenizeText(gym.ObservationWrapper):
         self.max_length = int(max_length)
         self.cache_size = int(cache_size)
         self.encoder_name: str | None = None
-        tok = tokenizer_or_encoder_name
         if isinstance(tok, str):
             from rlagent.encoders.loading import load_tokenizer
 
@@ -264,7 +274,7 @@ def _with_entry(env: gym.Env, key: str, space: spaces.Space, error: type[Excepti
     return spaces.Dict({**env.observation_space.spaces, key: space})
 
 
-class PrivilegedObservation(gym.ObservationWrapper):
+class PrivilegedObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Add the env's hidden ``privileged_features()`` to a Dict observation as ``"privileged"``.
 
     For an asymmetric actor-critic: a policy built with ``privileged_critic=True``
@@ -284,7 +294,8 @@ class PrivilegedObservation(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
         base = env.unwrapped
         features = getattr(base, "privileged_features", None)
         space = getattr(base, "privileged_space", None)
@@ -302,7 +313,7 @@ class PrivilegedObservation(gym.ObservationWrapper):
         return {**observation, PRIVILEGED_KEY: self._features()}
 
 
-class ActionMaskObservation(gym.ObservationWrapper):
+class ActionMaskObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Add the env's ``action_masks()`` to a Dict observation as ``"action_mask"``.
 
     The mask is what the agent may do now (for the customer-service env: every action but the
@@ -324,7 +335,8 @@ class ActionMaskObservation(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
         if not isinstance(env.action_space, spaces.Discrete):
             raise ActionMaskError(
                 f"ActionMaskObservation needs a Discrete action space, got {env.action_space}."
@@ -366,7 +378,7 @@ def _reward_method(env: gym.Env, name: str, setting: str) -> Any:
     return method
 
 
-class PotentialShaping(gym.Wrapper):
+class PotentialShaping(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Potential-based reward shaping with the env's hidden ``shaping_potential()``.
 
     Each reward becomes ``r + phi(s') - phi(s)``, with ``phi(s') = 0`` when the episode
@@ -389,7 +401,8 @@ class PotentialShaping(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
         self._potential = _reward_method(env, "shaping_potential", "reward_shaping")
         self._phi = 0.0
 
@@ -408,7 +421,7 @@ class PotentialShaping(gym.Wrapper):
         return observation, shaped, terminated, truncated, info
 
 
-class ExpectedReward(gym.Wrapper):
+class ExpectedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replace each reward by its expectation over the env's response to the action.
 
     Before each step the wrapper asks the unwrapped env for
@@ -432,7 +445,8 @@ class ExpectedReward(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, *, shaped: bool = False) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, shaped=shaped)
+        gym.Wrapper.__init__(self, env)
         self._expected = _reward_method(env, "expected_reward", "expected_rewards")
         self.shaped = bool(shaped)
 

@@ -10,6 +10,7 @@ import re
 
 import gymnasium as gym
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers the ids)
 from envs.customer_service import (
@@ -278,6 +279,8 @@ def test_rows_in_another_script_are_text(tmp_path):
         assert env.observation_space.contains(obs)
         obs, *_ = env.step(0)
         assert env.observation_space.contains(obs)
+    made = gym.make("rlagent/CustomerService-v0", dataset=str(csv), groups={"arrival": cards})
+    check_env(made.unwrapped)
     emoji = write(tmp_path / "e.csv", "text,category\n\U0001f4b3\u2603,arrival\n")
     with pytest.raises(
         DatasetFormatError, match=re.escape("line 2: the text field '\U0001f4b3\u2603' holds no")
