@@ -128,7 +128,7 @@ def make_agent(
     env: gym.Env,
     *,
     planner: str | None = None,
-    simulations: int = 100,
+    simulations: int | None = None,
     seed: int | None = None,
     deterministic: bool = True,
     device: str = "auto",
@@ -142,7 +142,8 @@ def make_agent(
             object that already has ``reset`` and ``act``.
         env: The raw environment to act in.
         planner: ``"mcts"`` to plan at decision time with the model's priors and values.
-        simulations: MCTS simulations per decision.
+        simulations: MCTS simulations per decision; beats a ``num_simulations`` in
+            ``planner_settings`` (``None``: theirs, else 100).
         seed: Seed of the planner's random generator.
         deterministic: For models, take the most likely action.
         device: Device to load a model on.
@@ -208,7 +209,7 @@ def evaluate(
     seed: int = 0,
     deterministic: bool = True,
     planner: str | None = None,
-    simulations: int = 100,
+    simulations: int | None = None,
     name: str | None = None,
     device: str = "auto",
     progress: Callable[[int], None] | None = None,
@@ -224,7 +225,8 @@ def evaluate(
         seed: Base seed.
         deterministic: For models, take the most likely action.
         planner: ``"mcts"`` to plan at decision time (models only).
-        simulations: MCTS simulations per decision.
+        simulations: MCTS simulations per decision; beats a ``num_simulations`` in
+            ``planner_settings`` (``None``: theirs, else 100).
         name: Name shown in tables; defaults to the agent's name or path.
         device: Device to load a model on.
         progress: Called with 1 after each episode (e.g. a progress bar's ``update``).

@@ -31,7 +31,10 @@ from rlagent.planning.model import PlanningStateError
 from rlagent.planning.policy_evaluator import PolicyEvaluator
 from rlagent.planning.search import MCTS, SearchResult
 
-__all__ = ["MCTSAgent", "make_planning_agent"]
+__all__ = ["DEFAULT_SIMULATIONS", "MCTSAgent", "make_planning_agent"]
+
+#: Simulations per decision when neither ``simulations`` nor the planner settings say.
+DEFAULT_SIMULATIONS: int = 100
 
 
 class MCTSAgent:
@@ -194,7 +197,7 @@ def make_planning_agent(
     ppo_model: Any,
     env: gym.Env,
     *,
-    simulations: int,
+    simulations: int | None = None,
     seed: int | None = None,
     oracle: bool = False,
     config: MCTSConfig | None = None,
@@ -212,11 +215,12 @@ def make_planning_agent(
         ppo_model: A PPO model from :func:`rlagent.make_ppo` / :func:`rlagent.load`, or
             ``None``.
         env: The environment the agent will act in.
-        simulations: Simulations per decision.
+        simulations: Simulations per decision (``--simulations``). It beats a
+            ``num_simulations`` in ``settings`` or ``config``; ``None`` takes theirs, else
+            :data:`DEFAULT_SIMULATIONS`.
         seed: Seed of the planner (episodes are re-seeded by ``reset(seed)``).
         oracle: Plan on the true hidden state (report as an upper bound).
-        config: Full search settings; overrides the defaults above (``simulations`` still
-            sets ``num_simulations``).
+        config: Full search settings; overrides the defaults above.
         settings: :class:`MCTSConfig` fields that change the defaults above (or ``config``),
             e.g. ``{"max_depth": 1, "common_random_numbers": True}``; what
             ``rlagent evaluate --planner-config FILE.yaml`` reads.
@@ -228,6 +232,13 @@ def make_planning_agent(
         PlanningConfigError: ``settings`` names a field that :class:`MCTSConfig` lacks, or a
             value out of range.
     """
+    settings = dict(settings or {})
+    if settings:
+        check_settings(settings)
+    if simulations is None:
+        fallback = config.num_simulations if config is not None else DEFAULT_SIMULATIONS
+        simulations = settings.get("num_simulations", fallback)
+    settings["num_simulations"] = simulations
     if config is None:
         if ppo_model is None:
             config = MCTSConfig(num_simulations=simulations, reuse_tree=True, chance_widening_c=1.0)
@@ -240,9 +251,5 @@ def make_planning_agent(
                 reuse_tree=True,
                 chance_widening_c=1.0,
             )
-    elif config.num_simulations != simulations:
-        config = dataclasses.replace(config, num_simulations=simulations)
-    if settings:
-        check_settings(settings)
-        config = dataclasses.replace(config, **settings)
+    config = dataclasses.replace(config, **settings)
     return MCTSAgent(ppo_model, None, config, env=env, seed=seed, oracle=oracle)
