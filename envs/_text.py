@@ -23,9 +23,9 @@ __all__ = ["CHARSET", "TextFileError", "clean_text", "read_utf8", "text_space"]
 CHARSET: str = string.ascii_letters + string.digits + string.punctuation + " "
 _CHARSET_SET = frozenset(CHARSET)
 _WHITESPACE = re.compile(r"\s+")
-# Unicode categories kept outside CHARSET by clean_text(any_script=True): letters, numbers,
-# punctuation, and math, currency and modifier symbols (other symbols, such as emoji, go).
-_KEPT_CATEGORIES = ("L", "N", "P", "Sm", "Sc", "Sk")
+# Unicode categories kept outside CHARSET by clean_text(any_script=True): letters, numbers and
+# punctuation; symbols (currency signs, emoji...) go, as they do without any_script.
+_KEPT_CATEGORIES = ("L", "N", "P")
 
 
 class TextFileError(ValueError):
@@ -52,10 +52,9 @@ def clean_text(text: str, max_length: int | None = None, *, any_script: bool = F
     characters outside the charset are dropped, and the result is cut to ``max_length``.
 
     With ``any_script=True`` letters, digits and punctuation of every script are kept
-    (``"هيبتا"`` stays ``"هيبتا"``; accents on Latin letters are still stripped), as are
-    math, currency and modifier symbols; control and format characters and other symbols
-    (emoji) are dropped. Pass the result's characters to :func:`text_space` as
-    ``extra_chars``.
+    (``"هيبتا"`` stays ``"هيبتا"``, ``"’"`` stays ``"’"``); accents on Latin letters are still
+    stripped, and symbols (currency signs, emoji), control and format characters are still
+    dropped. Pass the result's characters to :func:`text_space` as ``extra_chars``.
 
     Args:
         text: Any string, for example a row of a user's CSV file.
