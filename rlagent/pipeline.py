@@ -314,7 +314,9 @@ def _factories(
 ) -> list[Callable[[], gym.Env]]:
     if isinstance(env_or_id, str):
         env_id = env_or_id
-        return [lambda: gym.make(env_id, **env_kwargs) for _ in range(n_envs)]
+        from rlagent.env_making import make_env
+
+        return [lambda: make_env(env_id, env_kwargs) for _ in range(n_envs)]
     if isinstance(env_or_id, gym.Env):
         if env_kwargs:
             raise ValueError(

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from gymnasium.envs.registration import registry
 
-from rlagent.agents.evaluation import evaluate
 from rlagent.env_making import (
     EnvKwargsError,
     UnknownEnvError,
@@ -19,6 +18,7 @@ from rlagent.env_making import (
     find_env_spec,
     make_env,
 )
+from rlagent.evaluation import evaluate
 
 CS = "rlagent/CustomerService-v0"
 

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Layers from the bottom up; a module may import its own layer and those below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("envs", ("envs", "rlagent.envs", "rlagent._yaml", "rlagent._tensor_json")),
+    ("env_making", ("rlagent.env_making",)),
     ("encoders", ("rlagent.encoders",)),
     ("wrappers", ("rlagent.wrappers",)),
     ("pipeline", ("rlagent.pipeline",)),

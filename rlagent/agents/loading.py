@@ -46,6 +46,7 @@ from rlagent.agents.saving import (
 )
 from rlagent.agents.spaces_json import SpaceFormatError, space_from_json
 from rlagent.agents.trust import UntrustedModelError, is_pickled_model, untrusted_model_message
+from rlagent.env_making import make_env
 from rlagent.pipeline import NotATextModelError
 
 __all__ = [
@@ -130,7 +131,7 @@ def _vec_env_for(env: Any, spec: Mapping[str, Any] | None, path: Path) -> VecEnv
         )
     if isinstance(env, str):
         kwargs = spec.get("env_kwargs") if env == spec.get("env_id") else None
-        raw = gym.make(env, **dict(kwargs or {}))
+        raw = make_env(env, kwargs)
     else:
         raw = env
     wrapped = wrap_for_model(raw, _SpecHolder(spec))
