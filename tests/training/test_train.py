@@ -455,7 +455,7 @@ def test_resume_refuses_a_budget_below_the_steps_trained(tmp_path, finished_run,
     [
         ({"encoder": "tiny-randm"}, LookupError),
         ({"encoder_layers": [-1, 3]}, ValueError),  # tiny-random has two layers
-        ({"env_kwargs": {"splt": "test"}}, TypeError),
+        ({"env_kwargs": {"splt": "test"}}, ValueError),  # EnvKwargsError
     ],
     ids=["encoder", "encoder_layers", "env_kwargs"],
 )
