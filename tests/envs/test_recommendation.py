@@ -184,12 +184,14 @@ def test_property_episodes_end_rewards_bounded_obs_valid(kwargs, data):
     seed = data.draw(st.integers(0, 2**16))
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
-    # Every step costs at least this many minutes of budget, which bounds the session length.
+    # While the budget holds a whole item, every step costs at least `min_cost` minutes. Below
+    # that a click shrinks the remaining budget by a factor (it watches what is left and gets
+    # part of it back), so only no-clicks end the session: a generous cap, not a tight bound.
     quality_max = float(env.catalog.quality.max())
     cfg = env.user_config
     min_cost = min(cfg.no_click_cost, cfg.item_minutes * (1 - cfg.refund_rate * quality_max))
     assert min_cost > 0
-    limit = int(np.ceil(cfg.budget / min_cost)) + 1
+    limit = 10 * (int(np.ceil(cfg.budget / min_cost)) + 1) + 200
     step = 0
     while step < limit:
         step += 1
