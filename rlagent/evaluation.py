@@ -214,18 +214,28 @@ def check_model_fits_env(model: Any, env: gym.Env) -> None:
     except (KeyError, TypeError, ValueError) as exc:
         detail = f"the model's observation pipeline does not apply to it: {exc}"
     else:
-        if _layout(wrapped) != _layout(model.observation_space):
+        got, want = _layout(wrapped), _layout(model.observation_space)
+        if got != want:
             detail = "its observations are laid out differently"
+            if isinstance(got, dict) and isinstance(want, dict):
+                differ = sorted(set(got) ^ set(want)) or sorted(
+                    k for k in want if got[k] != want[k]
+                )
+                shown = ", ".join(differ[:4]) + (", ..." if len(differ) > 4 else "")
+                detail = f"the entries {shown} differ"
         elif _layout(env.action_space) != _layout(model.action_space):
             detail = f"its action space {env.action_space} is not the model's {model.action_space}"
     if detail is None:
         return
-    source = f"{trained}'s" if trained else "the one it was trained on"
-    hint = f"evaluate it with --env {trained}" if trained else "evaluate it on its own env"
+    label = _env_label(env)
+    if trained:
+        where = f"the model was trained on {trained} and the env is {label}"
+        hint = f"evaluate it with --env {trained}, or train a model on {label}"
+    else:
+        where = f"the env is {label}, which the model was not trained on"
+        hint = "evaluate it on the env it was trained on"
     raise ModelEnvMismatchError(
-        f"The model's observation space does not match the env's: the model reads {source} "
-        f"observations, and {_env_label(env)} is another env ({detail}); {hint}, or train a "
-        f"model on {_env_label(env)}."
+        f"The model's observation space does not match the env's: {where} ({detail}); {hint}."
     )
 
 

@@ -307,10 +307,12 @@ def _load_pickled(path: Path, env: Any, device: str | torch.device) -> PPO:
         zipfile.BadZipFile,
         pickle.UnpicklingError,
     ) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0].rstrip(".") if text else "no detail"
         raise ModelFileError(
             f"{path} could not be read as a Stable-Baselines3 model "
-            f"({type(exc).__name__}: {reason})."
+            f"({type(exc).__name__}: {reason}); the file is damaged or not a model: save or "
+            "export the model again."
         ) from None
 
 
@@ -345,6 +347,11 @@ def load(
         if not trust:
             raise UntrustedModelError(untrusted_model_message(file))
         return _load_pickled(file, env, device)
+    if file.is_file() and file.suffix == ".zip" and not zipfile.is_zipfile(file):
+        raise ModelFileError(
+            f"{file} is not a readable zip archive: it is truncated or corrupt, or not a model; "
+            "save or export the model again."
+        )
     return load_model(file, device=device, env=env)
 
 
