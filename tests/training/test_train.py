@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 import rlagent.training.run
 from rlagent.agents import load, spec_of
 from rlagent.agents.loading import read_policy_state
