@@ -28,7 +28,7 @@ test: install lint
 demo: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/rlagent train --env rlagent/CustomerService-v0 \
 		--timesteps $(DEMO_STEPS) --out $(DEMO_DIR) --overwrite
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/rlagent evaluate $(DEMO_DIR)/model.zip \
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/rlagent evaluate $(DEMO_DIR)/model \
 		--env rlagent/CustomerService-v0 --env-kwargs split=test --episodes 200
 
 clean:

@@ -2,7 +2,7 @@
 
 Customers open with real Banking77 utterances, mapped into the env's 11 resolution groups by
 the bundled category mapping. The agent trains on train.csv less a held-out tenth of each
-category (``split="train"``); the evaluations during training, which pick best_model.zip, use
+category (``split="train"``); the evaluations during training, which pick best_model/, use
 that held-out tenth (``split="val"``); test.csv -- utterances never seen in training or
 selection -- gives the figure printed at the end. The data is not shipped: point --data at a
 folder holding Banking77's train.csv and test.csv (the project's tests use

@@ -1,7 +1,7 @@
 """The ``rlagent`` command line. It only parses arguments and calls library functions.
 
-Subcommands: ``train``, ``evaluate``, ``bench`` and ``tune``; ``rlagent COMMAND --help`` lists
-each one's flags (docs/cli.md has examples).
+Subcommands: ``train``, ``evaluate``, ``export``, ``bench`` and ``tune``; ``rlagent COMMAND
+--help`` lists each one's flags (docs/cli.md has examples).
 """
 
 from __future__ import annotations
@@ -80,11 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete an earlier run in --out first (only a directory rlagent train wrote)",
     )
+    train.add_argument(
+        "--trust",
+        action="store_true",
+        help="with --resume: allow a run written by an earlier rlagent, whose checkpoints hold "
+        "pickles (model.zip, state.pkl) that run code when loaded; only for runs you trust",
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument("--json", action="store_true", help="print a JSON summary")
 
     ev = sub.add_parser("evaluate", help="evaluate a model or a baseline policy")
-    ev.add_argument("agent", help="MODEL.zip, or a baseline name: random | heuristic | oracle ...")
+    ev.add_argument(
+        "agent",
+        help="a model directory (DIR/model of a run), a Stable-Baselines3 .zip with --trust, or "
+        "a baseline name: random | heuristic | oracle ...",
+    )
     _add_env(ev, required=False)
     ev.add_argument("--episodes", type=int, default=100)
     ev.add_argument("--seed", type=int, default=0)
@@ -109,7 +119,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--stochastic", action="store_true", help="sample model actions")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ev.add_argument(
+        "--trust",
+        action="store_true",
+        help="allow loading a pickled model (.zip): it runs code stored in the file, so only "
+        "for files you trust; `rlagent export` converts one once",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    export = sub.add_parser(
+        "export",
+        help="convert a Stable-Baselines3 .zip you trust into a model directory",
+        description="Convert MODEL.zip (a Stable-Baselines3 model, as older rlagent versions "
+        "wrote) into the model directory OUT: JSON and safetensors, which load without running "
+        "any code from the files. Reading MODEL.zip unpickles it, which runs code stored in it: "
+        "running this command is your statement that you trust the file, so export only files "
+        "from a source you trust.",
+    )
+    export.add_argument("model", metavar="MODEL.zip", help="the .zip to convert (trusted)")
+    export.add_argument("out", metavar="OUT", help="the model directory to write")
+    export.add_argument(
+        "--include-optimizer",
+        action="store_true",
+        help="keep the optimizer state too, to continue training from the model",
+    )
 
     bench = sub.add_parser("bench", help="measure speed")
     bench.add_argument("target", choices=["encoder", "env", "mcts"])
@@ -197,6 +230,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             progress_bar=not args.no_progress and sys.stderr.isatty(),
+            trust=args.trust,
         )
     except KeyboardInterrupt:
         if list_checkpoints(Path(out) / "checkpoints", verify=False):
@@ -227,24 +261,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         baseline_names,
         evaluate,
         format_table,
+        load_agent,
         make_env,
     )
     from rlagent.planning import bundled_planner_settings, read_planner_settings
     from rlagent.training import parse_kwargs
 
     env_id = args.env
-    is_model = args.agent.endswith(".zip")
-    agent: Any = args.agent
+    env_kwargs = parse_kwargs(args.env_kwargs)
+    known = make_env(env_id, env_kwargs) if env_id is not None else None
+    agent: Any = load_agent(args.agent, known, device=args.device, trust=args.trust)
+    if known is not None:
+        known.close()
+    is_model = not isinstance(agent, str)
     if is_model:
-        from rlagent.agents import load, spec_of
+        from rlagent.agents import spec_of
 
-        agent = load(args.agent, device=args.device)
         env_id = env_id or spec_of(agent).get("env_id")
     if env_id is None:
-        raise ValueError(
-            "--env is required for a baseline agent, or for a model that does not name its env"
-        )
-    env_kwargs = parse_kwargs(args.env_kwargs)
+        raise ValueError("--env is required for a model that does not name its env")
     common = dict(env_kwargs=env_kwargs, episodes=args.episodes, seed=args.seed)
     planner_settings = None
     if args.planner_config is not None:
@@ -278,6 +313,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _print_json(out)
     else:
         print(format_table(results, title=f"{env_id} {env_kwargs or ''}".strip()))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from rlagent.agents import export_model
+
+    out = export_model(args.model, args.out, include_optimizer=args.include_optimizer)
+    print(f"Wrote {out}; it loads without running code: rlagent evaluate {shlex.quote(str(out))}")
     return 0
 
 
@@ -343,6 +386,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
+    "export": _cmd_export,
     "bench": _cmd_bench,
     "tune": _cmd_tune,
 }

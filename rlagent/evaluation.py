@@ -9,6 +9,7 @@ metrics (``info["episode_metrics"]``) are averaged alongside the return.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,16 +24,18 @@ __all__ = [
     "ModelAgent",
     "UnknownAgentError",
     "baseline_names",
+    "check_model_fits_env",
     "evaluate",
     "evaluate_many",
     "format_table",
+    "load_agent",
     "make_agent",
     "make_env",
 ]
 
 
 class UnknownAgentError(ValueError):
-    """Raised when an agent name is neither a model file nor a baseline of the environment."""
+    """Raised when an agent name is neither a saved model nor a baseline of the environment."""
 
 
 class Agent(Protocol):
@@ -123,6 +126,127 @@ def baseline_names(env: gym.Env) -> list[str]:
     return list(getattr(env.unwrapped, "BASELINES", {}) or {})
 
 
+def _env_label(env: gym.Env) -> str:
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else type(env.unwrapped).__name__
+
+
+def _names_a_path(path: Path) -> bool:
+    """Whether ``path`` is written as a path (a folder part, ``.zip``) or something is there."""
+    text = os.fspath(path)
+    return (
+        path.suffix == ".zip"
+        or "/" in text
+        or os.sep in text
+        or path.exists()
+        or path.with_name(path.name + ".zip").exists()
+    )
+
+
+def load_agent(
+    agent: str | os.PathLike,
+    env: gym.Env | None = None,
+    *,
+    device: str = "auto",
+    trust: bool = False,
+) -> Any:
+    """A baseline name as it is, or the saved model that ``agent`` names, loaded.
+
+    A baseline of ``env`` wins over a file of the same name. Anything written as a path (a
+    folder part, a ``.zip`` suffix) or present on disk is loaded with :func:`rlagent.load`:
+    a model directory safely, a pickled ``.zip`` only with ``trust``.
+
+    Args:
+        agent: A baseline name of ``env`` or the path of a saved model.
+        env: The raw environment, to look up its baselines (``None``: no baselines).
+        device: Device to load a model on.
+        trust: Allow loading a pickled model (it runs code stored in the file).
+
+    Returns:
+        The baseline name (a ``str``) or the loaded model.
+
+    Raises:
+        UnknownAgentError: ``agent`` is a bare name that is neither on disk nor a baseline.
+        rlagent.agents.ModelFileError: A missing model path, a run directory ("did you mean
+            DIR/model?"), a folder or file that is not a model, or a damaged model.
+        rlagent.agents.UntrustedModelError: A pickled model without ``trust``.
+    """
+    name = os.fspath(agent)
+    baselines = baseline_names(env) if env is not None else []
+    if name in baselines:
+        return name
+    path = Path(name)
+    if _names_a_path(path):
+        from rlagent.agents import load
+
+        return load(path, device=device, trust=trust)
+    if env is None:
+        raise UnknownAgentError(
+            f"{name!r} is not a model directory (there is no such file or directory), and "
+            "--env is required for a baseline agent: pass the path of a model directory "
+            "(`rlagent train` writes DIR/model), or --env ID with one of its baseline names."
+        )
+    known = ", ".join(sorted(baselines)) or "none"
+    raise UnknownAgentError(
+        f"Agent {name!r} is neither a model directory nor a baseline of {_env_label(env)} "
+        f"(baselines: {known}). Pass the path of a model directory (`rlagent train` writes "
+        "DIR/model; a Stable-Baselines3 .zip needs --trust), or one of the baseline names."
+    )
+
+
+def _layout(space: gym.Space) -> Any:
+    if isinstance(space, gym.spaces.Dict):
+        return {key: _layout(sub) for key, sub in space.spaces.items()}
+    if isinstance(space, gym.spaces.Discrete):
+        return ("Discrete", int(space.n))
+    return (type(space).__name__, tuple(space.shape or ()))
+
+
+def check_model_fits_env(model: Any, env: gym.Env) -> None:
+    """Check that ``model`` reads ``env``'s observations and acts in its action space.
+
+    Raises:
+        rlagent.agents.ModelEnvMismatchError: The observations the model's pipeline makes of
+            ``env`` are laid out differently from the model's observation space, or the
+            action spaces differ; the message names the model's env and ``env``.
+    """
+    from rlagent.agents import ModelEnvMismatchError
+    from rlagent.pipeline import pipeline_of, wrap_observations
+
+    spec = getattr(model, "rlagent_spec", None) or {}
+    trained = spec.get("env_id")
+    pipeline = pipeline_of(model)
+    detail = None
+    try:
+        wrapped = wrap_observations(env, pipeline).observation_space
+    except (KeyError, TypeError, ValueError) as exc:
+        detail = f"the model's observation pipeline does not apply to it: {exc}"
+    else:
+        got, want = _layout(wrapped), _layout(model.observation_space)
+        if got != want:
+            detail = "its observations are laid out differently"
+            if isinstance(got, dict) and isinstance(want, dict):
+                differ = sorted(set(got) ^ set(want)) or sorted(
+                    k for k in want if got[k] != want[k]
+                )
+                shown = ", ".join(differ[:4]) + (", ..." if len(differ) > 4 else "")
+                detail = f"the entries {shown} differ"
+        elif _layout(env.action_space) != _layout(model.action_space):
+            detail = f"its action space {env.action_space} is not the model's {model.action_space}"
+    if detail is None:
+        return
+    label = _env_label(env)
+    if trained:
+        where = f"the model was trained on {trained} and the env is {label}"
+        hint = f"evaluate it with --env {trained}, or train a model on {label}"
+    else:
+        where = f"the env is {label}, which the model was not trained on"
+        hint = "evaluate it on the env it was trained on"
+    raise ModelEnvMismatchError(
+        f"The model's observation space does not match the env's: {where} ({detail}); {hint}."
+    )
+
+
 def make_agent(
     agent: str | Path | Any,
     env: gym.Env,
@@ -133,12 +257,14 @@ def make_agent(
     deterministic: bool = True,
     device: str = "auto",
     planner_settings: Mapping[str, Any] | None = None,
+    trust: bool = False,
 ) -> Agent:
     """Build an evaluable agent from a name, a model path or a model.
 
     Args:
         agent: A baseline name from ``env.unwrapped.BASELINES`` (``"random"``,
-            ``"heuristic"``...), a path to a saved model (``.zip``), a loaded SB3 model, or any
+            ``"heuristic"``...), the path of a saved model (a model directory, or a pickled
+            ``.zip`` with ``trust``; see :func:`load_agent`), a loaded SB3 model, or any
             object that already has ``reset`` and ``act``.
         env: The raw environment to act in.
         planner: ``"mcts"`` to plan at decision time with the model's priors and values.
@@ -149,40 +275,30 @@ def make_agent(
         device: Device to load a model on.
         planner_settings: :class:`rlagent.planning.MCTSConfig` fields that change the
             planner's defaults (see :func:`rlagent.planning.make_planning_agent`).
+        trust: Allow loading a pickled model file (it runs code stored in the file).
 
     Returns:
         An object with ``reset(seed)`` and ``act(observation)``.
 
     Raises:
-        UnknownAgentError: ``agent`` is a string that is neither a file nor a baseline name.
+        UnknownAgentError: ``agent`` is a string that is neither a saved model nor a
+            baseline name.
+        rlagent.agents.ModelEnvMismatchError: The model does not read ``env``'s observations.
     """
     model = None
-    if isinstance(agent, (str, Path)):
-        name = str(agent)
-        baselines = getattr(env.unwrapped, "BASELINES", {}) or {}
-        if name in baselines:
+    if isinstance(agent, (str, os.PathLike)):
+        model = load_agent(agent, env, device=device, trust=trust)
+        if isinstance(model, str):
             if planner is not None:
                 raise ValueError(
-                    f"--planner {planner} needs a trained model to guide it, got baseline {name!r}"
+                    f"--planner {planner} needs a trained model to guide it, got baseline {model!r}"
                 )
-            return baselines[name](env)
-        path = Path(name)
-        if path.suffix != ".zip" and not path.exists() and path.with_suffix(".zip").exists():
-            path = path.with_suffix(".zip")
-        if not path.is_file():
-            known = ", ".join(sorted(baselines)) or "none"
-            raise UnknownAgentError(
-                f"Agent {name!r} is neither a model file nor a baseline of "
-                f"{type(env.unwrapped).__name__} (baselines: {known}). Pass the path of a "
-                "model.zip written by `rlagent train`, or one of the baseline names."
-            )
-        from rlagent.agents import load
-
-        model = load(path, device=device)
+            return env.unwrapped.BASELINES[model](env)
     elif hasattr(agent, "act") and hasattr(agent, "reset"):
         return agent
     else:
         model = agent
+    check_model_fits_env(model, env)
     if planner is None:
         return ModelAgent(model, env, deterministic=deterministic)
     if planner != "mcts":
@@ -214,6 +330,7 @@ def evaluate(
     device: str = "auto",
     progress: Callable[[int], None] | None = None,
     planner_settings: Mapping[str, Any] | None = None,
+    trust: bool = False,
 ) -> EvalResult:
     """Play ``episodes`` episodes and summarise returns and the environment's metrics.
 
@@ -232,6 +349,7 @@ def evaluate(
         progress: Called with 1 after each episode (e.g. a progress bar's ``update``).
         planner_settings: :class:`rlagent.planning.MCTSConfig` fields that change the
             planner's defaults.
+        trust: Allow loading a pickled model file (see :func:`make_agent`).
 
     Returns:
         The :class:`EvalResult`.
@@ -251,6 +369,7 @@ def evaluate(
         deterministic=deterministic,
         device=device,
         planner_settings=planner_settings,
+        trust=trust,
     )
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes)

@@ -65,7 +65,7 @@ def test_evaluate_table_with_baselines(capsys):
 def test_unknown_agent_is_a_clear_error(capsys):
     assert main(["evaluate", "wizard", "--env", "ToyKeyword-v0", "--episodes", "1"]) == 2
     err = capsys.readouterr().err
-    assert "'wizard' is neither a model file nor a baseline" in err
+    assert "'wizard' is neither a model directory nor a baseline" in err
     assert "oracle, random" in err
 
 

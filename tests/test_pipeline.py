@@ -9,7 +9,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlagent.agents import load, make_ppo, observation_function, spec_of, wrap_for_model
+from rlagent.agents import (
+    load,
+    make_ppo,
+    observation_function,
+    save_model,
+    spec_of,
+    wrap_for_model,
+)
 from rlagent.evaluation import ModelAgent
 from rlagent.pipeline import (
     PRIVILEGED_KEY,
@@ -115,8 +122,8 @@ def test_training_evaluation_and_planning_read_the_same_observations(env_id, tmp
     pipeline = pipeline_of(model)
     assert spec_of(model)["pipeline"] == pipeline.to_dict()
     assert pipeline.privileged and pipeline.critic_reads_privileged
-    model.save(tmp_path / "model.zip")
-    loaded = load(tmp_path / "model.zip", env=env_id, device="cpu")
+    save_model(model, tmp_path / "model")
+    loaded = load(tmp_path / "model", env=env_id, device="cpu")
     assert pipeline_of(loaded) == pipeline
 
     training = model.get_env()  # the training VecEnv (Monitor and reward wrappers included)

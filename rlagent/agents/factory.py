@@ -390,10 +390,13 @@ def load(
     env: str | gym.Env | VecEnv | None = None,
     device: str | torch.device = "auto",
 ) -> PPO:
-    """Load a text agent saved with ``model.save(path)``.
+    """Load a text agent saved with ``model.save(path)`` (a Stable-Baselines3 ``.zip``).
 
-    The encoder is loaded again by name; in frozen mode its checksum is compared with the one
-    recorded at training time (:class:`rlagent.encoders.EncoderChecksumError` on a mismatch).
+    This unpickles the file, which runs code stored in it: use it only for files you trust.
+    :func:`rlagent.agents.load` calls it only with ``trust=True``; model directories load with
+    :func:`rlagent.agents.load_model` instead. The encoder is loaded again by name; in frozen
+    mode its checksum is compared with the one recorded at training time
+    (:class:`rlagent.encoders.EncoderChecksumError` on a mismatch).
 
     Args:
         path: The ``.zip`` file.

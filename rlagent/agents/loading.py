@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import warnings
 import zipfile
 from collections import deque
 from collections.abc import Mapping
@@ -301,9 +300,20 @@ def _load_pickled(path: Path, env: Any, device: str | torch.device) -> PPO:
 
     try:
         return load_sb3(path, env=env, device=device)
-    except (AssertionError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+    except (
+        AssertionError,
+        KeyError,
+        EOFError,
+        RuntimeError,  # torch.load on a truncated or corrupt .pth entry
+        zipfile.BadZipFile,
+        pickle.UnpicklingError,
+    ) as exc:
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0].rstrip(".") if text else "no detail"
         raise ModelFileError(
-            f"{path} could not be read as a Stable-Baselines3 model ({type(exc).__name__}: {exc})."
+            f"{path} could not be read as a Stable-Baselines3 model "
+            f"({type(exc).__name__}: {reason}); the file is damaged or not a model: save or "
+            "export the model again."
         ) from None
 
 
@@ -312,7 +322,7 @@ def load(
     *,
     env: str | gym.Env | VecEnv | None = None,
     device: str | torch.device = "auto",
-    trust: bool | None = None,
+    trust: bool = False,
 ) -> PPO:
     """Load a text agent: a model directory safely, a pickled file only when trusted.
 
@@ -322,9 +332,8 @@ def load(
         env: Optional env to attach (see :func:`load_model`).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         trust: Allow loading a pickled file. Unpickling runs code stored in the file: pass
-            True only for files from a source you trust; False refuses them. Not given
-            (``None``), a pickled file still loads, with a ``FutureWarning``, until every part
-            of rlagent writes model directories; then not giving it will refuse.
+            True only for files from a source you trust. By default a pickled file is refused
+            (nothing in it is read beyond its zip directory or pickle header).
 
     Returns:
         The ``PPO`` model.
@@ -336,16 +345,14 @@ def load(
     """
     file = Path(path)
     if file.is_file() and is_pickled_model(file):
-        if trust is None:
-            warnings.warn(
-                f"{untrusted_model_message(file)} It is loaded for now because trust was not "
-                "given; a later rlagent refuses it unless trust=True.",
-                FutureWarning,
-                stacklevel=2,
-            )
-        elif not trust:
+        if not trust:
             raise UntrustedModelError(untrusted_model_message(file))
         return _load_pickled(file, env, device)
+    if file.is_file() and file.suffix == ".zip" and not zipfile.is_zipfile(file):
+        raise ModelFileError(
+            f"{file} is not a readable zip archive: it is truncated or corrupt, or not a model; "
+            "save or export the model again."
+        )
     return load_model(file, device=device, env=env)
 
 

@@ -1,7 +1,11 @@
 """Training workflow: configuration, the train loop, checkpoints and resume, reports."""
 
 from rlagent.training.averaging import AveragingError, average_policy_weights
-from rlagent.training.checkpoints import CheckpointError, find_latest_checkpoint
+from rlagent.training.checkpoints import (
+    CheckpointError,
+    UntrustedCheckpointError,
+    find_latest_checkpoint,
+)
 from rlagent.training.config import ConfigError, TrainConfig, load_config, parse_kwargs
 from rlagent.training.run import TrainResult, train
 from rlagent.training.rundir import (
@@ -23,6 +27,7 @@ __all__ = [
     "RunDirectoryExistsError",
     "TrainConfig",
     "TrainResult",
+    "UntrustedCheckpointError",
     "average_policy_weights",
     "find_latest_checkpoint",
     "is_run_directory",

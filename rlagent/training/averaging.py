@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from stable_baselines3.common.save_util import load_from_zip_file
 
 __all__ = ["AveragingError", "average_policy_weights"]
 
@@ -32,20 +31,20 @@ def average_policy_weights(policy: torch.nn.Module, model_paths: Sequence[str | 
 
     Args:
         policy: The policy to overwrite, of the same architecture as the saved ones.
-        model_paths: Saved SB3 models (``model.zip``) of that policy, at least one.
+        model_paths: Saved models of that policy (model directories, as in every checkpoint),
+            at least one. An older checkpoint's ``model.zip`` is read too: only its weights,
+            with torch's weights-only loader, so nothing in it is unpickled.
 
     Raises:
         AveragingError: No paths, or a saved model whose weights do not match ``policy``.
+        rlagent.agents.ModelFileError: A model directory that is missing or damaged.
     """
     paths = [Path(p) for p in model_paths]
     if not paths:
         raise AveragingError("average_policy_weights needs at least one saved model.")
     states = []
     for path in paths:
-        _, params, _ = load_from_zip_file(path, device="cpu", load_data=False)
-        if not params or "policy" not in params:
-            raise AveragingError(f"{path} holds no policy weights (not a saved SB3 model?).")
-        states.append(params["policy"])
+        states.append(_policy_state(path))
     own = policy.state_dict()
     for path, state in zip(paths, states, strict=True):
         if state.keys() != own.keys() or any(state[key].shape != own[key].shape for key in own):
@@ -65,3 +64,17 @@ def average_policy_weights(policy: torch.nn.Module, model_paths: Sequence[str | 
             total += other
         averaged[key] = total / len(states)
     policy.load_state_dict(averaged)
+
+
+def _policy_state(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix != ".zip":
+        from rlagent.agents.loading import read_policy_state
+
+        return read_policy_state(path)
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    # load_data=False skips the pickled `data` entry; the .pth files load weights-only.
+    _, params, _ = load_from_zip_file(path, device="cpu", load_data=False)
+    if not params or "policy" not in params:
+        raise AveragingError(f"{path} holds no policy weights (not a saved SB3 model?).")
+    return params["policy"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from rlagent.agents.saving import save_model
 from rlagent.training.checkpoints import save_checkpoint
 
 __all__ = ["EnvMetricsCallback", "RunCallback", "StopFlag"]
@@ -72,7 +73,7 @@ def cache_info(model: Any) -> dict[str, float] | None:
 
 
 class RunCallback(BaseCallback):
-    """Checkpoints, periodic evaluation with ``best_model.zip``, and clean interruption.
+    """Checkpoints, periodic evaluation with ``best_model/``, and clean interruption.
 
     Work happens at rollout starts, i.e. right after a policy update, when the model's
     timestep counter equals the steps it has been trained on; a checkpoint therefore never
@@ -148,7 +149,7 @@ class RunCallback(BaseCallback):
         if best is None or result["mean_return"] > best:
             self.run_state["best_mean_return"] = float(result["mean_return"])
             self.run_state["best_timesteps"] = timesteps
-            self.model.save(self.out_dir / "best_model.zip")
+            save_model(self.model, self.out_dir / "best_model")
         if self.on_eval is not None and self.on_eval(entry) is False:
             self.stopped_early = True
         return entry

@@ -1,11 +1,21 @@
 """Checkpoints that survive interruption: atomic writes, checksums, fall-back on corruption.
 
-A checkpoint is a folder ``checkpoints/step_<timesteps>/`` holding ``model.zip`` (policy,
-optimiser state, timestep counter), ``state.pkl`` (random generator states and the run's own
-progress: evaluation history, best score, wall time so far) and, written last,
-``manifest.json`` with each file's SHA-256. The folder is assembled under a temporary name and
-renamed into place, so a kill at any moment leaves either a whole checkpoint or none; a
-checkpoint whose files do not match their manifest is reported and skipped.
+A checkpoint is a folder ``checkpoints/step_<timesteps>/`` holding
+
+    model/                  the model with its optimizer state and timestep counter, in the
+                            safe format (:func:`rlagent.agents.save_model`: JSON + safetensors)
+    run_state.json          the run's own progress (evaluation history, best score, wall time
+    run_state.safetensors   so far) and the random generators' states
+                            (:func:`rlagent.training.run_state.save_run_state`)
+    manifest.json           written last: each file's SHA-256
+
+Nothing in it is a pickle, so resuming from it runs no code from the files. The folder is
+assembled under a temporary name and renamed into place, so a kill at any moment leaves either a
+whole checkpoint or none; a checkpoint whose files do not match their manifest is reported and
+skipped (a checksum guards against damage, not against an attacker, who can recompute it).
+
+Checkpoints written by earlier rlagent versions hold ``model.zip`` and ``state.pkl`` instead:
+pickles, which run code when loaded. They are read only with ``trust=True`` (``--trust``).
 """
 
 from __future__ import annotations
@@ -13,19 +23,26 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
-import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+from rlagent.agents.trust import UntrustedFileError
+from rlagent.training.run_state import (
+    RUN_STATE_FILE,
+    capture_rng_state,
+    load_pickled_run_state,
+    load_run_state,
+    save_run_state,
+    set_rng_state,
+)
 
 __all__ = [
     "Checkpoint",
     "CheckpointError",
+    "UntrustedCheckpointError",
+    "check_checkpoint_trust",
     "find_latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint_state",
@@ -37,10 +54,19 @@ logger = logging.getLogger(__name__)
 
 _PREFIX = "step_"
 _MANIFEST = "manifest.json"
+_MODEL = "model"
+_FORMAT = "rlagent-checkpoint"
+#: The files of a checkpoint written before the safe format (pickles).
+_PICKLED_MODEL = "model.zip"
+_PICKLED_STATE = "state.pkl"
 
 
 class CheckpointError(RuntimeError):
     """Raised when no usable checkpoint can be found or a checkpoint is corrupt."""
+
+
+class UntrustedCheckpointError(UntrustedFileError):
+    """An older, pickled checkpoint was to be resumed from without ``trust=True``."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +82,19 @@ class Checkpoint:
     timesteps: int
 
     @property
+    def pickled(self) -> bool:
+        """Whether it is an older checkpoint (``model.zip`` + ``state.pkl``, pickles)."""
+        return not (self.path / RUN_STATE_FILE).is_file()
+
+    @property
     def model_path(self) -> Path:
-        """The saved model (``model.zip``)."""
-        return self.path / "model.zip"
+        """The saved model: the ``model/`` directory (``model.zip`` in an older checkpoint)."""
+        return self.path / (_PICKLED_MODEL if self.pickled else _MODEL)
 
     @property
     def state_path(self) -> Path:
-        """The pickled run state (``state.pkl``)."""
-        return self.path / "state.pkl"
+        """The run state: ``run_state.json`` (``state.pkl`` in an older checkpoint)."""
+        return self.path / (_PICKLED_STATE if self.pickled else RUN_STATE_FILE)
 
 
 def _sha256(path: Path) -> str:
@@ -74,25 +105,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _rng_state() -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Restore the global generators saved by :func:`save_checkpoint`."""
     rng = state.get("rng")
-    if not rng:
-        return
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
-    if rng.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    if rng:
+        set_rng_state(rng)
 
 
 def save_checkpoint(
@@ -103,24 +120,29 @@ def save_checkpoint(
     Args:
         model: The SB3 model; its ``num_timesteps`` names the checkpoint.
         directory: The run's ``checkpoints/`` folder.
-        run_state: Picklable progress of the run (evaluation history and the like).
+        run_state: Progress of the run (evaluation history and the like): dicts, lists,
+            strings, numbers, arrays and tensors (see
+            :func:`rlagent.training.run_state.save_run_state`).
         keep: Keep this many newest checkpoints; older ones are deleted.
 
     Returns:
         The written checkpoint.
     """
+    from rlagent.agents.saving import save_model
+
     directory.mkdir(parents=True, exist_ok=True)
     timesteps = int(model.num_timesteps)
     final = directory / f"{_PREFIX}{timesteps:010d}"
     tmp = directory / f".tmp-{final.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    model.save(tmp / "model.zip")
-    with (tmp / "state.pkl").open("wb") as handle:
-        pickle.dump({"run": run_state, "rng": _rng_state(), "timesteps": timesteps}, handle)
+    save_model(model, tmp / _MODEL, include_optimizer=True)
+    save_run_state(tmp, {"run": run_state, "rng": capture_rng_state(), "timesteps": timesteps})
+    files = sorted(p for p in tmp.rglob("*") if p.is_file())
     manifest = {
+        "format": _FORMAT,
         "timesteps": timesteps,
-        "files": {name: _sha256(tmp / name) for name in ("model.zip", "state.pkl")},
+        "files": {file.relative_to(tmp).as_posix(): _sha256(file) for file in files},
     }
     (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
     if final.exists():
@@ -141,6 +163,8 @@ def _verify(path: Path) -> Checkpoint:
         raise CheckpointError(f"Checkpoint {path} has no readable manifest ({exc}).") from None
     for name, digest in files.items():
         file = path / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise CheckpointError(f"Checkpoint {path}: its manifest names {name!r}, outside it.")
         if not file.is_file():
             raise CheckpointError(f"Checkpoint {path} is missing {name}.")
         if _sha256(file) != digest:
@@ -186,7 +210,38 @@ def find_latest_checkpoint(directory: Path) -> Checkpoint:
     return checkpoints[-1]
 
 
-def load_checkpoint_state(checkpoint: Checkpoint) -> dict[str, Any]:
-    """Read a checkpoint's ``state.pkl`` (run progress and generator states)."""
-    with checkpoint.state_path.open("rb") as handle:
-        return pickle.load(handle)
+def check_checkpoint_trust(checkpoint: Checkpoint, *, trust: bool) -> None:
+    """Refuse an older, pickled checkpoint unless ``trust`` is given.
+
+    Raises:
+        UntrustedCheckpointError: ``checkpoint`` holds ``model.zip``/``state.pkl`` and
+            ``trust`` is False. Nothing in it has been read but its manifest.
+    """
+    if checkpoint.pickled and not trust:
+        raise UntrustedCheckpointError(
+            f"{checkpoint.path} is a checkpoint in the older pickled format (model.zip, "
+            "state.pkl): resuming from it runs code stored in those pickles, which can do "
+            "anything a program you run can do. If you wrote this run yourself or trust its "
+            "source, resume with --trust (trust=True); the checkpoints it writes from then on "
+            "hold only weights and JSON."
+        )
+
+
+def load_checkpoint_state(checkpoint: Checkpoint, *, trust: bool = False) -> dict[str, Any]:
+    """Read a checkpoint's run state (run progress and generator states).
+
+    Args:
+        checkpoint: The checkpoint.
+        trust: Allow reading an older checkpoint's pickled ``state.pkl``.
+
+    Returns:
+        ``{"run": ..., "rng": ..., "timesteps": ...}`` as :func:`save_checkpoint` wrote it.
+
+    Raises:
+        UntrustedCheckpointError: An older, pickled checkpoint and ``trust`` is False.
+        RunStateError: The run state's files are damaged.
+    """
+    if checkpoint.pickled:
+        check_checkpoint_trust(checkpoint, trust=trust)
+        return load_pickled_run_state(checkpoint.state_path, trust=True)
+    return load_run_state(checkpoint.path)

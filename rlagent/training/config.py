@@ -58,7 +58,7 @@ class TrainConfig:
             ``None`` pools the last layer only.
         env_kwargs: Keyword arguments of the training environment.
         eval_env_kwargs: Keyword arguments of the evaluation environment, merged over
-            ``env_kwargs``. It scores the evaluations during training, ``best_model.zip``,
+            ``env_kwargs``. It scores the evaluations during training, ``best_model/``,
             the final evaluation in ``metrics.json`` and the baselines, so it should be a
             validation env: the bundled customer-service config uses ``split: val``; measure
             the test split afterwards with ``rlagent evaluate``.
@@ -89,7 +89,7 @@ class TrainConfig:
         checkpoint_freq: Checkpoint every this many environment steps (0: only at the end
             and on interruption).
         keep_checkpoints: How many checkpoints to keep.
-        average_checkpoints: When positive, the final ``model.zip`` holds the mean of the
+        average_checkpoints: When positive, the final ``model/`` holds the mean of the
             policy weights at the end and at this many checkpoints before it (tail averaging,
             :mod:`rlagent.training.averaging`); the checkpoints keep the last weights. Needs
             ``keep_checkpoints`` of at least ``average_checkpoints + 1``.

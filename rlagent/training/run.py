@@ -1,12 +1,15 @@
 """The training loop: ``train(config, out_dir)`` behind ``rlagent train``.
 
 A run directory holds ``.rlagent-run.json`` (the marker of a directory ``train`` wrote),
-``config.yaml``, ``model.zip``, ``best_model.zip``, ``tensorboard/``, ``checkpoints/``,
-``metrics.json``, ``learning_curve.png`` and ``report.md``. SIGINT and SIGTERM stop the run at
+``config.yaml``, ``model/`` and ``best_model/`` (model directories in the safe format, see
+:func:`rlagent.agents.save_model`), ``tensorboard/``, ``checkpoints/``, ``metrics.json``,
+``learning_curve.png`` and ``report.md``. SIGINT and SIGTERM stop the run at
 the next step (training writes a checkpoint first); ``resume=True`` continues from the newest
 intact checkpoint with the optimiser, timestep counter, random generators and TensorBoard
 curves carried on, and finishes a run stopped or killed at any moment, the final evaluation and
 baselines included. A run that fails before its first checkpoint leaves nothing behind.
+Nothing a run writes is a pickle; a run directory from an earlier rlagent (``model.zip``,
+``state.pkl`` checkpoints) resumes only with ``trust=True``.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from typing import Any
 
 from stable_baselines3.common.utils import configure_logger
 
+from rlagent.agents.saving import is_model_dir, save_model
 from rlagent.training.averaging import average_policy_weights
 from rlagent.training.callbacks import EnvMetricsCallback, RunCallback, StopFlag, cache_info
 from rlagent.training.checkpoints import (
     Checkpoint,
+    check_checkpoint_trust,
     find_latest_checkpoint,
     list_checkpoints,
     load_checkpoint_state,
@@ -54,8 +59,10 @@ _TB_NAME = "PPO"
 #: Run-state key of AuxiliaryLoss's separate optimizer (it is not part of the saved model).
 _AUXILIARY_OPTIMIZER = "auxiliary_optimizer"
 
-#: Outputs of a finished run besides metrics.json.
-_OUTPUTS = ("model.zip", "report.md", "learning_curve.png")
+#: The final model, a model directory.
+_MODEL = "model"
+#: Files of a finished run besides metrics.json and the final model.
+_OUTPUTS = ("report.md", "learning_curve.png")
 #: Entries of an evaluation that are not logged under ``final/``.
 _NOT_LOGGED = ("timesteps", "wall_time_s", "episodes")
 
@@ -91,8 +98,8 @@ class TrainResult:
 
     @property
     def model_path(self) -> Path:
-        """The final model."""
-        return self.out_dir / "model.zip"
+        """The final model, a model directory (load it with :func:`rlagent.load`)."""
+        return self.out_dir / _MODEL
 
 
 @contextmanager
@@ -192,6 +199,7 @@ def train(
     progress_bar: bool = False,
     verbose: int = 0,
     on_eval: Callable[[dict[str, Any]], bool] | None = None,
+    trust: bool = False,
 ) -> TrainResult:
     """Train a text PPO agent and write the run directory.
 
@@ -204,7 +212,7 @@ def train(
             longer, a smaller one (not below the steps already trained) ends sooner.
         out_dir: The run directory. A new run marks it with ``.rlagent-run.json``.
         resume: Continue from the newest intact checkpoint in ``out_dir``, or finish a run
-            whose training is complete (final evaluation, averaging, ``model.zip``, baselines,
+            whose training is complete (final evaluation, averaging, ``model/``, baselines,
             plot, report, ``metrics.json``). A run that is finished, with all its outputs, is
             left as it is (``already_finished`` is set in the result).
         overwrite: Delete an existing run directory first (never done implicitly, and only
@@ -213,6 +221,10 @@ def train(
         verbose: Stable-Baselines3 verbosity.
         on_eval: Called with each evaluation entry (``timesteps``, ``mean_return``, the env's
             metrics); returning False stops training early, as a pruned tuning trial does.
+        trust: With ``resume``, allow continuing from a checkpoint written by an earlier
+            rlagent, whose ``model.zip`` and ``state.pkl`` are pickles: loading them runs code
+            stored in them, so pass True only for a run you wrote or otherwise trust.
+            Checkpoints in the current format hold no pickle and need no trust.
 
     Returns:
         The :class:`TrainResult`; ``interrupted`` is set when a signal stopped the run.
@@ -227,6 +239,8 @@ def train(
         ResumeError: ``resume`` with a setting that contradicts the saved one, or a budget
             below the steps already trained.
         CheckpointError: ``resume`` but no intact checkpoint exists.
+        UntrustedCheckpointError: ``resume`` from an older, pickled checkpoint without
+            ``trust``; nothing in it is loaded.
 
     A new run that fails (or is interrupted hard) before its first checkpoint removes the
     run directory it created, or the files it wrote into an empty one, and re-raises.
@@ -236,10 +250,11 @@ def train(
     if resume:
         saved = saved_config(out_dir)
         checkpoint = find_latest_checkpoint(out_dir / "checkpoints")
+        check_checkpoint_trust(checkpoint, trust=trust)
         config = saved if config is None else check_resume_settings(saved, config, out_dir)
         if not is_run_directory(out_dir):  # a run from before the marker existed
             write_marker(out_dir)
-        return _run(config, out_dir, checkpoint, saved=saved, **options)
+        return _run(config, out_dir, checkpoint, saved=saved, trust=trust, **options)
     if config is None:
         raise ConfigError(
             "train() needs a TrainConfig to start a new run; config=None works only with "
@@ -259,34 +274,21 @@ def _run(
     checkpoint: Checkpoint | None,
     *,
     saved: TrainConfig,
+    trust: bool = False,
     progress_bar: bool,
     verbose: int,
     on_eval: Callable[[dict[str, Any]], bool] | None,
 ) -> TrainResult:
     """Build or load the model, train it to the target, then finish the run."""
-    from rlagent.agents import AuxiliaryLoss, load, make_ppo
-    from rlagent.pipeline import make_vec_env, pipeline_of
+    from rlagent.agents import AuxiliaryLoss, make_ppo
 
     resume = checkpoint is not None
     run_state: dict[str, Any] = {"eval_history": []}
     if resume:
-        state = load_checkpoint_state(checkpoint)
+        state = load_checkpoint_state(checkpoint, trust=trust)
         run_state = state["run"]
         run_state["wall_time_before_s"] = run_state.get("wall_time_s", 0.0)
-        model = load(checkpoint.model_path, device=config.device)
-        # The checkpoint's own pipeline builds the observations it was trained on.
-        model.set_env(
-            make_vec_env(
-                config.env_id,
-                pipeline=pipeline_of(model),
-                n_envs=config.n_envs,
-                seed=config.seed + checkpoint.timesteps,
-                env_kwargs=config.env_kwargs,
-                reward_scale=config.reward_scale,
-                reward_shaping=config.reward_shaping,
-                expected_rewards=config.expected_rewards,
-            )
-        )
+        model = _load_checkpoint_model(config, checkpoint)
         model.tensorboard_log = str(out_dir / "tensorboard")
         restore_rng_state(state)
         logger.info("Resuming %s from %d timesteps.", out_dir, checkpoint.timesteps)
@@ -404,6 +406,38 @@ def _run(
     )
 
 
+def _load_checkpoint_model(config: TrainConfig, checkpoint: Checkpoint) -> Any:
+    """The checkpoint's model, optimizer included, with the run's training envs attached.
+
+    The checkpoint's own pipeline builds the observations it was trained on. An older
+    checkpoint's ``model.zip`` is unpickled: the caller has checked that it is trusted.
+    """
+    from types import SimpleNamespace
+
+    from rlagent.agents import load, load_model, read_manifest
+    from rlagent.pipeline import make_vec_env, pipeline_of
+
+    def envs(pipeline: Any) -> Any:
+        return make_vec_env(
+            config.env_id,
+            pipeline=pipeline,
+            n_envs=config.n_envs,
+            seed=config.seed + checkpoint.timesteps,
+            env_kwargs=config.env_kwargs,
+            reward_scale=config.reward_scale,
+            reward_shaping=config.reward_shaping,
+            expected_rewards=config.expected_rewards,
+        )
+
+    if checkpoint.pickled:
+        model = load(checkpoint.model_path, device=config.device, trust=True)
+        model.set_env(envs(pipeline_of(model)))
+        return model
+    spec = read_manifest(checkpoint.model_path).get("rlagent_spec") or {}
+    venv = envs(pipeline_of(SimpleNamespace(rlagent_spec=spec)))
+    return load_model(checkpoint.model_path, env=venv, device=config.device)
+
+
 def _metrics(
     config: TrainConfig, model: Any, run_cb: RunCallback, target: int, *, interrupted: bool = False
 ) -> dict[str, Any]:
@@ -432,7 +466,7 @@ def _finish(
     metrics: dict[str, Any],
     out_dir: Path,
 ) -> None:
-    """Final evaluation, averaging, ``model.zip``, baselines, plot and report, into ``metrics``.
+    """Final evaluation, averaging, ``model/``, baselines, plot and report, into ``metrics``.
 
     Each step can be redone: a run stopped or killed in between finishes with ``resume``.
 
@@ -454,7 +488,7 @@ def _finish(
     check_stop()
     if config.average_checkpoints:
         metrics["final"] = _average_final_model(config, model, out_dir)
-    model.save(out_dir / "model.zip")
+    save_model(model, out_dir / _MODEL)
     best_ts = run_cb.run_state.get("best_timesteps")
     metrics["best"] = next((e for e in metrics["eval_history"] if e["timesteps"] == best_ts), None)
     check_stop()
@@ -498,5 +532,7 @@ def _finished_metrics(out_dir: Path, trained: int, target: int) -> dict[str, Any
         )
     )
     if not done or not all((out_dir / name).is_file() for name in _OUTPUTS):
+        return None
+    if not is_model_dir(out_dir / _MODEL):  # e.g. a run finished by an earlier rlagent
         return None
     return metrics

@@ -9,7 +9,7 @@ import torch
 from gymnasium import spaces
 
 import rlagent
-from rlagent.agents import load, make_ppo, make_vec_env, observation_function
+from rlagent.agents import load, make_ppo, make_vec_env, observation_function, save_model
 from rlagent.training import TrainConfig, train
 from rlagent.wrappers import ACTION_MASK_KEY, ActionMaskError, ActionMaskObservation
 
@@ -119,8 +119,8 @@ def test_a_masked_policy_never_takes_a_masked_action():
 
 def test_a_masked_policy_round_trips_through_save_and_load(tmp_path):
     model = _model()
-    model.save(tmp_path / "model.zip")
-    loaded = load(tmp_path / "model.zip", env=LockedEnv())
+    save_model(model, tmp_path / "model")
+    loaded = load(tmp_path / "model", env=LockedEnv())
     assert loaded.policy.action_mask == ACTION_MASK_KEY
     assert rlagent.agents.spec_of(loaded)["action_masks"] is True
     assert ACTION_MASK_KEY in loaded.observation_space.spaces
@@ -161,7 +161,7 @@ def test_train_with_action_masks_records_them_and_resumes(tmp_path):
         out = tmp_path / "run"
         train(config, out)
         train(config.replace(n_timesteps=256), out, resume=True)
-        model = load(out / "model.zip")
+        model = load(out / "model")
         assert model.num_timesteps == 256 and model.policy.action_mask == ACTION_MASK_KEY
     finally:
         gym.registry.pop("test_masks/Locked-v0", None)

@@ -100,8 +100,8 @@ def test_recommendation_privileged_critic_round_trip(tmp_path):
         **SMALL,
     )
     model.learn(32)
-    model.save(tmp_path / "m.zip")
-    loaded = rlagent.load(tmp_path / "m.zip")
+    rlagent.save_model(model, tmp_path / "m")
+    loaded = rlagent.load(tmp_path / "m")
     assert loaded.rlagent_spec["privileged_critic"] is True
     assert loaded.policy.critic_only == [PRIVILEGED_KEY]
 
@@ -122,7 +122,7 @@ def test_recommendation_privileged_critic_round_trip(tmp_path):
         agent = make_planning_agent(loaded, env, simulations=8, seed=0, oracle=oracle)
         agent.reset(seed=0)
         assert env.action_space.contains(np.asarray(agent.act(obs)))
-    with_env = rlagent.load(tmp_path / "m.zip", env="rlagent/Recommendation-v0")
+    with_env = rlagent.load(tmp_path / "m", env="rlagent/Recommendation-v0")
     assert PRIVILEGED_KEY in with_env.get_env().observation_space.spaces
 
 

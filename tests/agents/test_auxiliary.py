@@ -329,8 +329,8 @@ def test_a_bottleneck_actor_learns_to_act_on_its_predictions(tmp_path):
         action, _ = model.predict(convert(env._obs()), deterministic=True)
         chosen.append(int(action))
     assert chosen == [0, 1]
-    model.save(tmp_path / "model.zip")
-    loaded = rlagent.agents.load(tmp_path / "model.zip")
+    rlagent.agents.save_model(model, tmp_path / "model")
+    loaded = rlagent.agents.load(tmp_path / "model")
     assert isinstance(loaded.policy.mlp_extractor, AuxiliaryBottleneck)
     obs = convert(env._obs())
     tensor, _ = model.policy.obs_to_tensor(obs)
@@ -446,8 +446,8 @@ def test_belief_noise_has_the_requested_spread_and_is_saved(tmp_path):
     shift = extractor.belief_perturbation(features)
     assert shift.shape == (4000, 2)
     assert abs(shift.mean().item()) < 0.2 and 2.7 < shift.std().item() < 3.3
-    model.save(tmp_path / "model.zip")
-    loaded = rlagent.agents.load(tmp_path / "model.zip")
+    rlagent.agents.save_model(model, tmp_path / "model")
+    loaded = rlagent.agents.load(tmp_path / "model")
     assert loaded.policy.belief_noise == 3.0
     torch.testing.assert_close(loaded.policy.mlp_extractor.belief_perturbation(features), shift)
 
@@ -460,8 +460,8 @@ def test_belief_noise_per_target_has_each_targets_spread_and_is_saved(tmp_path):
     # The same waves as one shared spread, scaled per target.
     shared = _noisy_model(2.0).policy.mlp_extractor.belief_perturbation(features)
     torch.testing.assert_close(shift, shared * torch.tensor([0.5, 2.0]))
-    model.save(tmp_path / "model.zip")
-    loaded = rlagent.agents.load(tmp_path / "model.zip")
+    rlagent.agents.save_model(model, tmp_path / "model")
+    loaded = rlagent.agents.load(tmp_path / "model")
     assert loaded.policy.belief_noise == (1.0, 4.0)
     torch.testing.assert_close(loaded.policy.mlp_extractor.belief_perturbation(features), shift)
 

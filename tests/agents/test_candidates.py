@@ -9,7 +9,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.distributions import CategoricalDistribution
 
-from rlagent.agents import load, make_ppo, make_vec_env, wrap_for_model
+from rlagent.agents import load, make_ppo, make_vec_env, save_model, wrap_for_model
 from rlagent.agents.candidates import CandidateLayoutError, candidate_layout
 from rlagent.agents.slate import SlateDistribution
 from rlagent.planning import PolicyEvaluator
@@ -120,8 +120,8 @@ def test_candidate_policy_learns_a_slate_and_survives_save_and_load(env_cls, tmp
 
     model.learn(3072)
     assert mean_reward(model) >= 1.8  # random slates earn 1.0, the best 2.0
-    model.save(tmp_path / "slate.zip")
-    loaded = load(tmp_path / "slate.zip", env=env_cls())
+    save_model(model, tmp_path / "slate")
+    loaded = load(tmp_path / "slate", env=env_cls())
     assert loaded.policy.candidates == "candidates"
     obs = vec.reset()
     np.testing.assert_array_equal(
@@ -164,8 +164,8 @@ def test_shorter_slates_learn_to_show_one_item_alone(tmp_path):
 
     model.learn(3072)
     assert mean_reward(model) >= 0.9  # a two-item slate earns at most 0.4
-    model.save(tmp_path / "one.zip")
-    loaded = load(tmp_path / "one.zip", env=PickOneEnv())
+    save_model(model, tmp_path / "one")
+    loaded = load(tmp_path / "one", env=PickOneEnv())
     assert loaded.policy.shorter_slates
     obs = vec.reset()
     np.testing.assert_array_equal(

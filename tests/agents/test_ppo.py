@@ -15,6 +15,7 @@ from rlagent.agents import (
     load,
     make_ppo,
     make_vec_env,
+    save_model,
     spec_of,
     wrap_for_model,
 )
@@ -202,7 +203,7 @@ def test_save_load_round_trip_and_encoder_stored_at_most_once(tmp_path, mode):
     # Never pickled into the data blob (as an nn.Module passed through kwargs would be).
     assert len(members["data"]) < 50_000
 
-    loaded = load(path, device="cpu")
+    loaded = load(path, device="cpu", trust=True)  # a zip this test wrote
     assert spec_of(loaded) == model.rlagent_spec
     assert loaded.rlagent_spec["encoder"] == "tiny-random"
     env = wrap_for_model(IntentEnv(), loaded)
@@ -221,8 +222,7 @@ def test_save_load_round_trip_and_encoder_stored_at_most_once(tmp_path, mode):
 
 def test_load_verifies_the_encoder_checksum(tmp_path, monkeypatch):
     model = make_ppo(IntentEnv(), encoder="tiny-random", seed=0, n_envs=1, **SMALL)
-    path = tmp_path / "agent.zip"
-    model.save(path)
+    path = save_model(model, tmp_path / "agent")
     monkeypatch.setattr(tiny, "tiny_random_checksum", lambda: "f" * 64)
     with pytest.raises(
         EncoderChecksumError, match=re.escape("on this machine has checksum " + "f" * 64)
@@ -232,8 +232,7 @@ def test_load_verifies_the_encoder_checksum(tmp_path, monkeypatch):
 
 def test_load_attaches_an_env_and_keeps_training(tmp_path):
     model = make_ppo(IntentEnv(), encoder="tiny-random", seed=0, n_envs=1, **SMALL)
-    path = tmp_path / "agent.zip"
-    model.save(path)
+    path = save_model(model, tmp_path / "agent")
     loaded = load(path, env=IntentEnv(), device="cpu")
     loaded.learn(32)
     assert loaded.num_timesteps >= 32

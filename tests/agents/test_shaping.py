@@ -174,8 +174,8 @@ def test_shaped_model_round_trip_and_planning(tmp_path):
         **SMALL,
     )
     model.learn(32)
-    model.save(tmp_path / "m.zip")
-    loaded = rlagent.load(tmp_path / "m.zip")
+    rlagent.save_model(model, tmp_path / "m")
+    loaded = rlagent.load(tmp_path / "m")
     assert loaded.rlagent_spec["reward_shaping"] is True
     env = gym.make("rlagent/Recommendation-v0", **REC)
     obs, _ = env.reset(seed=1)

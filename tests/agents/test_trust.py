@@ -107,9 +107,14 @@ def test_the_refusal_says_why_and_how(tmp_path):
     assert f"`rlagent export {tmp_path / 'm.zip'} OUT`" in message
 
 
-def test_without_a_trust_decision_a_pickled_model_still_loads_with_a_warning(harmless_zip):
-    with pytest.warns(FutureWarning, match=re.escape("a later rlagent refuses it")):
-        assert load(harmless_zip, device="cpu").rlagent_spec["env_id"] == CS
+def test_a_pickled_model_is_refused_by_default(crafted_zip, harmless_zip):
+    path, marker = crafted_zip
+    for file in (harmless_zip, path):
+        with pytest.raises(UntrustedModelError, match=re.escape(untrusted_model_message(file))):
+            load(file, device="cpu")
+        with pytest.raises(UntrustedModelError):
+            rlagent.load(file)
+    assert not marker.exists()
 
 
 def test_a_trusted_zip_loads(harmless_zip):

@@ -379,16 +379,16 @@ def test_cli_evaluates_a_planner_with_a_planner_config(tmp_path, capsys):
     pytest.importorskip("transformers")
     import json
 
-    from rlagent.agents import make_ppo
+    from rlagent.agents import make_ppo, save_model
     from rlagent.cli import main
 
     ppo = make_ppo(
         "rlagent/CustomerService-v0", encoder="tiny-random", n_envs=1, seed=0, device="cpu"
     )
-    ppo.save(tmp_path / "m.zip")
+    save_model(ppo, tmp_path / "m")
     settings = tmp_path / "planner.yaml"
     settings.write_text("max_depth: 1\ncommon_random_numbers: true\n")
-    args = ["evaluate", str(tmp_path / "m.zip"), "--episodes", "1", "--no-baselines", "--json"]
+    args = ["evaluate", str(tmp_path / "m"), "--episodes", "1", "--no-baselines", "--json"]
     plan = ["--planner", "mcts", "--simulations", "4", "--planner-config", str(settings)]
     assert main(args + plan) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 1

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from stable_baselines3.common.save_util import load_from_zip_file
 
 import rlagent.training.run
 from rlagent.agents import load, spec_of
+from rlagent.agents.loading import read_policy_state
+from rlagent.agents.saving import is_model_dir
 from rlagent.cli import main
 from rlagent.training import (
     AveragingError,
@@ -66,8 +67,10 @@ def test_train_writes_the_run_directory(tmp_path):
     result = train(tiny_config(), out)
     assert not result.interrupted
     assert result.timesteps == 6 * ROLLOUT
-    for name in ("model.zip", "best_model.zip", "metrics.json", "learning_curve.png", "report.md"):
+    for name in ("metrics.json", "learning_curve.png", "report.md"):
         assert (out / name).is_file(), name
+    assert is_model_dir(out / "model") and is_model_dir(out / "best_model")
+    assert result.model_path == out / "model"
     assert (out / "tensorboard").is_dir()
     assert find_latest_checkpoint(out / "checkpoints").timesteps == 6 * ROLLOUT
     metrics = json.loads((out / "metrics.json").read_text())
@@ -103,7 +106,7 @@ def test_timesteps_are_rounded_up_to_whole_rollouts(tmp_path):
     config = tiny_config(n_timesteps=ROLLOUT + 1, eval_freq=0, pooling="cls")
     result = train(config, tmp_path / "run")
     assert result.timesteps == 2 * ROLLOUT
-    assert spec_of(load(tmp_path / "run" / "model.zip"))["pooling"] == "cls"
+    assert spec_of(load(tmp_path / "run" / "model"))["pooling"] == "cls"
 
 
 def test_existing_run_directory_is_never_overwritten_silently(tmp_path):
@@ -156,7 +159,7 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     out = tmp_path / "run"
     train(tiny_config(checkpoint_freq=ROLLOUT, eval_freq=0), out)
     newest = find_latest_checkpoint(out / "checkpoints")
-    with (newest.model_path).open("r+b") as handle:
+    with (newest.model_path / "model.safetensors").open("r+b") as handle:
         handle.truncate(100)
     fallback = find_latest_checkpoint(out / "checkpoints")
     assert fallback.timesteps == newest.timesteps - ROLLOUT
@@ -246,7 +249,7 @@ def test_killed_run_resumes_to_the_requested_timesteps(tmp_path, sig):
     assert resumed.returncode == 0, resumed.stderr
     metrics = json.loads(resumed.stdout)
     assert metrics["timesteps"] == target
-    assert (out / "model.zip").is_file() and (out / "report.md").is_file()
+    assert is_model_dir(out / "model") and (out / "report.md").is_file()
     steps = _tensorboard_steps(out)
     assert steps[-1] == target
     # One TensorBoard point per rollout, none missing across the interruption.
@@ -263,21 +266,23 @@ def test_linear_schedules_decay_to_zero_over_the_run_and_after_a_resume(tmp_path
         ppo={**ppo, "learning_rate": "lin_0.001", "clip_range": "lin_0.2"},
     )
     train(config, out)
-    model = load(out / "model.zip")
+    model = load(out / "model")
     assert model.lr_schedule(1.0) == pytest.approx(1e-3)
     assert model.lr_schedule(0.25) == pytest.approx(2.5e-4)
     assert model.clip_range(0.5) == pytest.approx(0.1)
-    # The last update of the run ran at a learning rate of 0.
-    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+    # The last update of the run ran at a learning rate of 0 (the checkpoint keeps the
+    # optimizer's state; the final model does not).
+    last = load(find_latest_checkpoint(out / "checkpoints").model_path)
+    assert last.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
     # Resuming to a longer run stretches the schedule to the new end.
     train(config.replace(n_timesteps=4 * ROLLOUT), out, resume=True)
-    resumed = load(out / "model.zip")
-    assert resumed.num_timesteps == 4 * ROLLOUT
+    resumed = load(find_latest_checkpoint(out / "checkpoints").model_path)
+    assert resumed.num_timesteps == load(out / "model").num_timesteps == 4 * ROLLOUT
     assert resumed.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
 
 
 def _policy_weights(path):
-    return load_from_zip_file(path, device="cpu", load_data=False)[1]["policy"]
+    return read_policy_state(path)
 
 
 def test_average_checkpoints_saves_the_mean_of_the_last_checkpoints(tmp_path):
@@ -286,7 +291,7 @@ def test_average_checkpoints_saves_the_mean_of_the_last_checkpoints(tmp_path):
     used = list_checkpoints(out / "checkpoints")
     assert [c.timesteps for c in used] == [2 * ROLLOUT, 4 * ROLLOUT, 6 * ROLLOUT]
     states = [_policy_weights(c.model_path) for c in used]
-    saved = _policy_weights(out / "model.zip")
+    saved = _policy_weights(out / "model")
     moved = 0
     for key, value in saved.items():
         expected = (states[0][key] + states[1][key] + states[2][key]) / 3
@@ -307,14 +312,14 @@ def test_average_checkpoints_saves_the_mean_of_the_last_checkpoints(tmp_path):
 def test_average_policy_weights_rejects_nothing_and_other_architectures(tmp_path):
     out = tmp_path / "run"
     train(tiny_config(n_timesteps=2 * ROLLOUT, checkpoint_freq=0, baseline_episodes=0), out)
-    model = load(out / "model.zip")
+    model = load(out / "model")
     with pytest.raises(AveragingError, match="at least one saved model"):
         average_policy_weights(model.policy, [])
     other = tmp_path / "other"
     config = tiny_config(n_timesteps=2 * ROLLOUT, checkpoint_freq=0, baseline_episodes=0)
     train(TrainConfig(**{**config.to_dict(), "policy_kwargs": {"net_arch": [16]}}), other)
     with pytest.raises(AveragingError, match="another architecture"):
-        average_policy_weights(model.policy, [out / "model.zip", other / "model.zip"])
+        average_policy_weights(model.policy, [out / "model", other / "model"])
 
 
 @pytest.fixture(scope="module")
@@ -354,8 +359,9 @@ def test_a_run_killed_while_finishing_completes_with_resume(tmp_path, monkeypatc
     result = train(None, out, resume=True)
     assert not result.interrupted and not result.already_finished
     assert result.timesteps == 2 * ROLLOUT
-    for name in ("model.zip", "best_model.zip", "learning_curve.png", "report.md"):
+    for name in ("learning_curve.png", "report.md"):
         assert (out / name).is_file(), name
+    assert is_model_dir(out / "model") and is_model_dir(out / "best_model")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["timesteps"] == 2 * ROLLOUT and not metrics["interrupted"]
     assert metrics["final"]["timesteps"] == 2 * ROLLOUT

@@ -439,7 +439,7 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) > 1
     for t in trials:
-        assert (out / "trials" / f"trial_{t.number}" / "model.zip").is_file()
+        assert (out / "trials" / f"trial_{t.number}" / "model" / "manifest.json").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["study_name"] == "shared" and summary["n_trials"] >= 3
 
@@ -468,5 +468,5 @@ def test_ray_backend_completes_two_trials(tmp_path):
     assert summary["backend"] == "ray"
     assert summary["n_trials"] == 2 and summary["n_complete"] == 2
     assert summary["best_trial"] is not None
-    assert Path(summary["best_trial"]["run_dir"], "model.zip").is_file()
+    assert Path(summary["best_trial"]["run_dir"], "model", "manifest.json").is_file()
     assert Path(summary["files"]["plot"]).is_file()
