@@ -9,7 +9,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlagent.agents import load, make_ppo, observation_function, spec_of, wrap_for_model
+from rlagent.agents import (
+    AgentConfig,
+    load,
+    make_ppo,
+    observation_function,
+    spec_of,
+    wrap_for_model,
+)
 from rlagent.evaluation import ModelAgent
 from rlagent.pipeline import (
     PRIVILEGED_KEY,
@@ -103,6 +110,7 @@ def test_training_evaluation_and_planning_read_the_same_observations(env_id, tmp
     env_kwargs = settings.pop("env_kwargs", {})
     model = make_ppo(
         env_id,
+        config=AgentConfig(),  # only the settings below, not the env's bundled ones
         encoder="tiny-random",
         max_length=12,
         n_envs=1,

@@ -18,10 +18,15 @@ from rlagent.agents.factory import (
     wrap_for_model,
 )
 from rlagent.agents.policy import TextActorCriticPolicy
+from rlagent.agents.settings import AgentConfig, AuxiliaryConfig, ConfigError
 from rlagent.agents.slate import SlateDistribution
+from rlagent.agents.text_ppo import TextPPO
 from rlagent.pipeline import NotATextModelError, ObservationPipeline, make_vec_env, pipeline_of
 
 __all__ = [
+    "AgentConfig",
+    "AuxiliaryConfig",
+    "ConfigError",
     "AuxiliaryBottleneck",
     "AuxiliaryLoss",
     "AuxiliaryTargetsError",
@@ -31,6 +36,7 @@ __all__ = [
     "PPO_DEFAULTS",
     "NotATextModelError",
     "TextActorCriticPolicy",
+    "TextPPO",
     "load",
     "make_ppo",
     "make_vec_env",

@@ -30,7 +30,7 @@ from rlagent.training.checkpoints import (
     load_checkpoint_state,
     restore_rng_state,
 )
-from rlagent.training.config import ConfigError, TrainConfig, resolve_schedules
+from rlagent.training.config import ConfigError, TrainConfig
 from rlagent.training.report import plot_learning_curve, write_report
 
 __all__ = ["RunDirectoryExistsError", "TrainResult", "train"]
@@ -213,7 +213,7 @@ def train(
         ConfigError: ``resume`` on a directory that is not a run directory.
         CheckpointError: ``resume`` but no intact checkpoint exists.
     """
-    from rlagent.agents import AuxiliaryLoss, load, make_ppo
+    from rlagent.agents import load, make_ppo
     from rlagent.pipeline import make_vec_env, pipeline_of
 
     out_dir = Path(out_dir)
@@ -222,7 +222,7 @@ def train(
     if resume:
         saved = yaml.safe_load((out_dir / "config.yaml").read_text())
         saved["n_timesteps"] = max(int(saved["n_timesteps"]), int(config.n_timesteps))
-        config = TrainConfig(**saved)
+        config = TrainConfig.from_dict(saved, str(out_dir / "config.yaml"))
         checkpoint = find_latest_checkpoint(out_dir / "checkpoints")
         state = load_checkpoint_state(checkpoint)
         run_state = state["run"]
@@ -248,38 +248,21 @@ def train(
         (out_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=True))
         model = make_ppo(
             config.env_id,
-            encoder=config.encoder,
-            encoder_mode=config.encoder_mode,
-            n_envs=config.n_envs,
+            config=config,
             device=config.device,
             seed=config.seed,
             tensorboard_log=str(out_dir / "tensorboard"),
-            env_kwargs=config.env_kwargs,
-            max_length=config.max_length,
-            pooling=config.pooling,
-            encoder_layers=config.encoder_layers,
-            policy_kwargs=dict(config.policy_kwargs) or None,
-            reward_scale=config.reward_scale,
-            privileged_critic=config.privileged_critic,
-            reward_shaping=config.reward_shaping,
-            expected_rewards=config.expected_rewards,
-            auxiliary_targets=config.auxiliary_targets,
-            action_masks=config.action_masks,
             verbose=verbose,
-            **resolve_schedules(config.ppo),
         )
     rollout = _rollout_size(config, model)
     target = int(math.ceil(config.n_timesteps / rollout) * rollout)
     stop = StopFlag()
-    auxiliary = None
     extra_state = {}
-    if config.auxiliary_targets:
-        auxiliary = AuxiliaryLoss(
-            config.auxiliary_coef,
-            epochs=config.auxiliary_epochs,
-            warmup_epochs=config.auxiliary_warmup_epochs,
-            learning_rate=config.auxiliary_learning_rate,
-        )
+    if resume and config.auxiliary.enabled and "auxiliary" not in model.rlagent_spec:
+        # A checkpoint written before models recorded their auxiliary settings.
+        model.rlagent_spec["auxiliary"] = config.auxiliary.to_dict()
+    auxiliary = model.auxiliary_loss  # run by model.learn after each rollout
+    if auxiliary is not None:
         # Its separate optimizer is not in the saved model: checkpoint it with the run.
         auxiliary.load_optimizer_state(run_state.get(_AUXILIARY_OPTIMIZER))
         extra_state[_AUXILIARY_OPTIMIZER] = auxiliary.optimizer_state
@@ -295,8 +278,6 @@ def train(
         extra_state=extra_state,
     )
     callbacks = [EnvMetricsCallback(), run_cb]
-    if auxiliary is not None:
-        callbacks.insert(0, auxiliary)
     start_steps = int(model.num_timesteps)
     with _catch_signals(stop):
         if target > start_steps:

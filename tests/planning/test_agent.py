@@ -383,7 +383,12 @@ def test_cli_evaluates_a_planner_with_a_planner_config(tmp_path, capsys):
     from rlagent.cli import main
 
     ppo = make_ppo(
-        "rlagent/CustomerService-v0", encoder="tiny-random", n_envs=1, seed=0, device="cpu"
+        "rlagent/CustomerService-v0",
+        encoder="tiny-random",
+        encoder_layers=[-1],
+        n_envs=1,
+        seed=0,
+        device="cpu",
     )
     ppo.save(tmp_path / "m.zip")
     settings = tmp_path / "planner.yaml"
