@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, default=100)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--planner", choices=["mcts"], help="plan at decision time (models only)")
-    ev.add_argument("--simulations", type=int, default=100, help="MCTS simulations per step")
+    ev.add_argument(
+        "--simulations",
+        type=int,
+        help="MCTS simulations per step (default: the planner config's num_simulations, else 100)",
+    )
     ev.add_argument(
         "--planner-config",
         metavar="FILE",

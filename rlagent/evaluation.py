@@ -120,7 +120,7 @@ def make_agent(
     env: gym.Env,
     *,
     planner: str | None = None,
-    simulations: int = 100,
+    simulations: int | None = None,
     seed: int | None = None,
     deterministic: bool = True,
     device: str = "auto",
@@ -134,7 +134,8 @@ def make_agent(
             object that already has ``reset`` and ``act``.
         env: The raw environment to act in.
         planner: ``"mcts"`` to plan at decision time with the model's priors and values.
-        simulations: MCTS simulations per decision.
+        simulations: MCTS simulations per decision; ``None``: ``planner_settings``'
+            ``num_simulations``, else 100 (:func:`rlagent.planning.make_planning_agent`).
         seed: Seed of the planner's random generator.
         deterministic: For models, take the most likely action.
         device: Device to load a model on.
@@ -200,7 +201,7 @@ def evaluate(
     seed: int = 0,
     deterministic: bool = True,
     planner: str | None = None,
-    simulations: int = 100,
+    simulations: int | None = None,
     name: str | None = None,
     device: str = "auto",
     progress: Callable[[int], None] | None = None,
@@ -216,7 +217,7 @@ def evaluate(
         seed: Base seed.
         deterministic: For models, take the most likely action.
         planner: ``"mcts"`` to plan at decision time (models only).
-        simulations: MCTS simulations per decision.
+        simulations: MCTS simulations per decision (see :func:`make_agent`).
         name: Name shown in tables; defaults to the agent's name or path.
         device: Device to load a model on.
         progress: Called with 1 after each episode (e.g. a progress bar's ``update``).

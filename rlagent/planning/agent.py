@@ -31,7 +31,10 @@ from rlagent.planning.model import PlanningStateError
 from rlagent.planning.policy_evaluator import PolicyEvaluator
 from rlagent.planning.search import MCTS, SearchResult
 
-__all__ = ["MCTSAgent", "make_planning_agent"]
+__all__ = ["DEFAULT_SIMULATIONS", "MCTSAgent", "make_planning_agent"]
+
+#: Simulations per decision of :func:`make_planning_agent` when nothing else sets them.
+DEFAULT_SIMULATIONS = 100
 
 
 class MCTSAgent:
@@ -194,7 +197,7 @@ def make_planning_agent(
     ppo_model: Any,
     env: gym.Env,
     *,
-    simulations: int,
+    simulations: int | None = None,
     seed: int | None = None,
     oracle: bool = False,
     config: MCTSConfig | None = None,
@@ -212,11 +215,12 @@ def make_planning_agent(
         ppo_model: A PPO model from :func:`rlagent.make_ppo` / :func:`rlagent.load`, or
             ``None``.
         env: The environment the agent will act in.
-        simulations: Simulations per decision.
+        simulations: Simulations per decision; given, it wins over ``config`` and
+            ``settings`` (as ``--simulations`` wins over ``--planner-config``). ``None``: their
+            ``num_simulations``, else :data:`DEFAULT_SIMULATIONS`.
         seed: Seed of the planner (episodes are re-seeded by ``reset(seed)``).
         oracle: Plan on the true hidden state (report as an upper bound).
-        config: Full search settings; overrides the defaults above (``simulations`` still
-            sets ``num_simulations``).
+        config: Full search settings; overrides the defaults above.
         settings: :class:`MCTSConfig` fields that change the defaults above (or ``config``),
             e.g. ``{"max_depth": 1, "common_random_numbers": True}``; what
             ``rlagent evaluate --planner-config FILE.yaml`` reads.
@@ -228,21 +232,24 @@ def make_planning_agent(
         PlanningConfigError: ``settings`` names a field that :class:`MCTSConfig` lacks, or a
             value out of range.
     """
+    if settings:
+        check_settings(settings)
     if config is None:
+        budget = simulations or int((settings or {}).get("num_simulations", DEFAULT_SIMULATIONS))
         if ppo_model is None:
-            config = MCTSConfig(num_simulations=simulations, reuse_tree=True, chance_widening_c=1.0)
+            config = MCTSConfig(num_simulations=budget, reuse_tree=True, chance_widening_c=1.0)
         else:
             config = MCTSConfig(
-                num_simulations=simulations,
+                num_simulations=budget,
                 selection="puct",
                 discount=float(getattr(ppo_model, "gamma", 0.99)),
-                batch_size=min(8, simulations),
+                batch_size=min(8, budget),
                 reuse_tree=True,
                 chance_widening_c=1.0,
             )
-    elif config.num_simulations != simulations:
-        config = dataclasses.replace(config, num_simulations=simulations)
     if settings:
-        check_settings(settings)
         config = dataclasses.replace(config, **settings)
+    if simulations is not None and config.num_simulations != simulations:
+        # An explicit budget (the command line's --simulations) beats every file.
+        config = dataclasses.replace(config, num_simulations=simulations)
     return MCTSAgent(ppo_model, None, config, env=env, seed=seed, oracle=oracle)
