@@ -206,38 +206,19 @@ def make_ppo(
             f"auxiliary_targets=False, but auxiliary.coef = {config.auxiliary.coef} trains an "
             "auxiliary head; pass auxiliary={'coef': 0.0} for an agent without one."
         )
-    encoder = config.encoder
-    encoder_mode = config.encoder_mode
-    max_length = config.max_length
-    privileged_critic = config.privileged_critic
-    reward_shaping = config.reward_shaping
-    expected_rewards = config.expected_rewards
-    action_masks = config.action_masks
-    pk = dict(config.policy_kwargs)
-    if config.auxiliary.bottleneck:
-        pk["auxiliary_bottleneck"] = True
-    if config.auxiliary.noisy:
-        pk["belief_noise"] = config.auxiliary.belief_noise
-    critic_only = list(pk.get("critic_only") or ())
-    if privileged_critic:
-        critic_only = list(dict.fromkeys([*critic_only, PRIVILEGED_KEY]))
-        pk["critic_only"] = critic_only
-    if auxiliary_targets:
-        pk["auxiliary_targets"] = PRIVILEGED_KEY
-    if action_masks:
-        pk["action_mask"] = ACTION_MASK_KEY
+    pk = _policy_kwargs(config, auxiliary_targets=auxiliary_targets)
     roles = {
-        "critic_only": tuple(critic_only),
+        "critic_only": tuple(pk.get("critic_only") or ()),
         "auxiliary_targets": pk.get("auxiliary_targets"),
         "candidates": pk.get("candidates"),
     }
     if isinstance(env_or_id, VecEnv):
         if (
-            privileged_critic
-            or reward_shaping
-            or expected_rewards
+            config.privileged_critic
+            or config.reward_shaping
+            or config.expected_rewards
             or auxiliary_targets
-            or action_masks
+            or config.action_masks
         ):
             raise ValueError(
                 "privileged_critic, reward_shaping, expected_rewards, auxiliary_targets and "
@@ -255,19 +236,19 @@ def make_ppo(
         env_id = env_id or _vec_env_id(vec_env)
         # The observation space says what the VecEnv's builder put in it.
         pipeline = ObservationPipeline(
-            encoder=os.fspath(encoder),
-            max_length=_max_length_of(space, max_length),
+            encoder=config.encoder,
+            max_length=_max_length_of(space, config.max_length),
             privileged=PRIVILEGED_KEY in space.spaces,
             action_mask=ACTION_MASK_KEY in space.spaces,
             **roles,
         )
     else:
         pipeline = ObservationPipeline(
-            encoder=os.fspath(encoder),
-            max_length=max_length,
+            encoder=config.encoder,
+            max_length=config.max_length,
             # The one place that decides which agents observe the hidden features.
-            privileged=privileged_critic or auxiliary_targets,
-            action_mask=action_masks,
+            privileged=config.privileged_critic or auxiliary_targets,
+            action_mask=config.action_masks,
             **roles,
         )
         vec_env = make_vec_env(
@@ -277,13 +258,13 @@ def make_ppo(
             seed=seed,
             env_kwargs=config.env_kwargs,
             reward_scale=config.reward_scale,
-            reward_shaping=reward_shaping,
-            expected_rewards=expected_rewards,
+            reward_shaping=config.reward_shaping,
+            expected_rewards=config.expected_rewards,
         )
-    checksum = encoder_checksum(os.fspath(encoder))
+    checksum = encoder_checksum(config.encoder)
     fe_kwargs = {
-        "encoder": os.fspath(encoder),
-        "mode": encoder_mode,
+        "encoder": config.encoder,
+        "mode": config.encoder_mode,
         "pooling": config.pooling,
         "layers": None if config.encoder_layers is None else tuple(config.encoder_layers),
         "dtype": config.dtype,
@@ -315,9 +296,9 @@ def make_ppo(
     model.rlagent_spec = {
         "env_id": env_id,
         "env_kwargs": dict(config.env_kwargs),
-        "encoder": os.fspath(encoder),
+        "encoder": config.encoder,
         "encoder_checksum": checksum,
-        "encoder_mode": encoder_mode,
+        "encoder_mode": config.encoder_mode,
         "max_length": pipeline.max_length,
         "pooling": config.pooling,
         "encoder_layers": None if config.encoder_layers is None else list(config.encoder_layers),
@@ -325,15 +306,31 @@ def make_ppo(
         "n_envs": int(vec_env.num_envs),
         "seed": seed,
         "reward_scale": float(config.reward_scale),
-        "privileged_critic": bool(privileged_critic),
-        "reward_shaping": bool(reward_shaping),
-        "expected_rewards": bool(expected_rewards),
+        "privileged_critic": bool(config.privileged_critic),
+        "reward_shaping": bool(config.reward_shaping),
+        "expected_rewards": bool(config.expected_rewards),
         "auxiliary_targets": bool(auxiliary_targets),
-        "action_masks": bool(action_masks),
+        "action_masks": bool(config.action_masks),
         "auxiliary": config.auxiliary.to_dict(),
         "pipeline": pipeline.to_dict(),
     }
     return model
+
+
+def _policy_kwargs(config: AgentConfig, *, auxiliary_targets: bool) -> dict[str, Any]:
+    """The policy's keyword arguments: the config's, with the settings that name entries."""
+    pk = dict(config.policy_kwargs)
+    if config.auxiliary.bottleneck:
+        pk["auxiliary_bottleneck"] = True
+    if config.auxiliary.noisy:
+        pk["belief_noise"] = config.auxiliary.belief_noise
+    if config.privileged_critic:
+        pk["critic_only"] = list(dict.fromkeys([*(pk.get("critic_only") or ()), PRIVILEGED_KEY]))
+    if auxiliary_targets:
+        pk["auxiliary_targets"] = PRIVILEGED_KEY
+    if config.action_masks:
+        pk["action_mask"] = ACTION_MASK_KEY
+    return pk
 
 
 def _vec_env_id(vec_env: VecEnv) -> str | None:
