@@ -20,6 +20,8 @@ import envs as _envs  # noqa: F401  (registers the bundled environments)
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AgentConfig": "rlagent.agents",
+    "AuxiliaryConfig": "rlagent.agents",
     "make_ppo": "rlagent.agents",
     "load": "rlagent.agents",
     "save_model": "rlagent.agents",
@@ -28,6 +30,7 @@ _LAZY = {
     "wrap_for_model": "rlagent.agents",
     "spec_of": "rlagent.agents",
     "TextActorCriticPolicy": "rlagent.agents",
+    "ObservationPipeline": "rlagent.pipeline",
     "evaluate": "rlagent.evaluation",
     "EvalResult": "rlagent.evaluation",
     "load_encoder": "rlagent.encoders",

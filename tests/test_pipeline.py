@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rlagent.agents import (
+    AgentConfig,
     load,
     make_ppo,
     observation_function,
@@ -110,6 +111,7 @@ def test_training_evaluation_and_planning_read_the_same_observations(env_id, tmp
     env_kwargs = settings.pop("env_kwargs", {})
     model = make_ppo(
         env_id,
+        config=AgentConfig(),  # only the settings below, not the env's bundled ones
         encoder="tiny-random",
         max_length=12,
         n_envs=1,

@@ -20,11 +20,16 @@ from rlagent.agents.loading import ModelEnvMismatchError, export_model, load, lo
 from rlagent.agents.manifest import UnsupportedModelError
 from rlagent.agents.policy import TextActorCriticPolicy
 from rlagent.agents.saving import ModelFileError, read_manifest, save_model
+from rlagent.agents.settings import AgentConfig, AuxiliaryConfig, ConfigError
 from rlagent.agents.slate import SlateDistribution
+from rlagent.agents.text_ppo import TextPPO
 from rlagent.agents.trust import UntrustedFileError, UntrustedModelError, is_pickled_model
 from rlagent.pipeline import NotATextModelError, ObservationPipeline, make_vec_env, pipeline_of
 
 __all__ = [
+    "AgentConfig",
+    "AuxiliaryConfig",
+    "ConfigError",
     "AuxiliaryBottleneck",
     "AuxiliaryLoss",
     "AuxiliaryTargetsError",
@@ -36,6 +41,7 @@ __all__ = [
     "PPO_DEFAULTS",
     "NotATextModelError",
     "TextActorCriticPolicy",
+    "TextPPO",
     "UnsupportedModelError",
     "UntrustedFileError",
     "UntrustedModelError",

@@ -22,8 +22,17 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from rlagent.agents.policy import TextActorCriticPolicy
+from rlagent.agents.settings import (
+    DEFAULT_NET_ARCH,
+    PPO_DEFAULTS,
+    TRAINABLE_ENCODER_LEARNING_RATE,
+    AgentConfig,
+    AuxiliaryConfig,
+    resolve_schedules,
+)
+from rlagent.agents.text_ppo import TextPPO
 from rlagent.encoders.extractor import TextFeaturesExtractor
-from rlagent.encoders.loading import DEFAULT_ENCODER, encoder_checksum
+from rlagent.encoders.loading import encoder_checksum
 from rlagent.pipeline import (
     NotATextModelError,
     ObservationPipeline,
@@ -49,24 +58,6 @@ __all__ = [
 
 _IDS = "_input_ids"
 
-#: episodes; the entropy bonus keeps early exploration over discrete replies alive.
-PPO_DEFAULTS: Mapping[str, Any] = {
-    "learning_rate": 3e-4,
-    "n_steps": 128,
-    "batch_size": 64,
-    "n_epochs": 4,
-    "gamma": 0.99,
-    "gae_lambda": 0.95,
-    "clip_range": 0.2,
-    "ent_coef": 0.01,
-    "vf_coef": 0.5,
-    "max_grad_norm": 0.5,
-}
-#: Learning rate used instead when the encoder itself trains (``lora`` or ``full``).
-TRAINABLE_ENCODER_LEARNING_RATE: float = 1e-4
-#: Policy/value heads on top of the text features.
-DEFAULT_NET_ARCH: Mapping[str, list[int]] = {"pi": [128, 64], "vf": [128, 64]}
-
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
@@ -87,37 +78,46 @@ def _env_id(env_or_id: Any) -> str | None:
 def make_ppo(
     env_or_id: str | gym.Env | VecEnv | Callable[[], gym.Env],
     *,
-    encoder: str = DEFAULT_ENCODER,
-    encoder_mode: str = "frozen",
-    n_envs: int = 4,
+    config: AgentConfig | None = None,
+    encoder: str | None = None,
+    encoder_mode: str | None = None,
+    n_envs: int | None = None,
     device: str | torch.device = "auto",
     seed: int | None = None,
     tensorboard_log: str | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
-    max_length: int = 64,
-    pooling: str = "mean",
+    max_length: int | None = None,
+    pooling: str | None = None,
     encoder_layers: Sequence[int] | None = None,
-    dtype: str = "auto",
+    dtype: str | None = None,
     policy_kwargs: Mapping[str, Any] | None = None,
-    reward_scale: float = 1.0,
-    privileged_critic: bool = False,
-    reward_shaping: bool = False,
-    expected_rewards: bool = False,
-    auxiliary_targets: bool = False,
-    action_masks: bool = False,
+    reward_scale: float | None = None,
+    privileged_critic: bool | None = None,
+    reward_shaping: bool | None = None,
+    expected_rewards: bool | None = None,
+    auxiliary: AuxiliaryConfig | Mapping[str, Any] | None = None,
+    auxiliary_targets: bool | None = None,
+    action_masks: bool | None = None,
     **ppo_kwargs: Any,
-) -> PPO:
+) -> TextPPO:
     """A Stable-Baselines3 PPO agent that reads text through a pretrained encoder.
 
-    Defaults (override any through ``ppo_kwargs``): :data:`PPO_DEFAULTS`, with
+    The settings come from ``config``: by default the env's own settings when ``env_or_id`` is
+    a registered id with a bundled config (:meth:`rlagent.agents.AgentConfig.for_env`, what
+    ``rlagent train --env ID`` uses), otherwise :class:`rlagent.agents.AgentConfig`'s
+    defaults. Every argument given here (not ``None``) wins over it; ``env_kwargs``,
+    ``policy_kwargs`` and ``auxiliary`` merge key by key. PPO's arguments are
+    :data:`PPO_DEFAULTS` under the config's ``ppo`` under ``ppo_kwargs``, with
     ``learning_rate=1e-4`` when the encoder trains (``lora``/``full``); heads
-    ``net_arch=dict(pi=[128, 64], vf=[128, 64])``; ``ortho_init`` on (the policy skips the
-    encoder); ``verbose=0``.
+    ``net_arch=dict(pi=[128, 64], vf=[128, 64])`` unless the policy kwargs set them;
+    ``ortho_init`` on (the policy skips the encoder); ``verbose=0``.
 
     Args:
         env_or_id: A registered env id, a ``gymnasium.Env`` with text observations, a function
             returning one, or a ``VecEnv`` already tokenized (``n_envs``, ``env_kwargs``,
             ``max_length`` then come from it).
+        config: The agent's settings (an :class:`rlagent.agents.AgentConfig`, or a
+            :class:`rlagent.training.TrainConfig`, whose run settings are ignored).
         encoder: Encoder name or folder (see :func:`rlagent.encoders.load_encoder`).
         encoder_mode: ``"frozen"``, ``"lora"`` or ``"full"``.
         n_envs: Parallel envs when the env is built here.
@@ -129,7 +129,7 @@ def make_ppo(
         pooling: ``"mean"`` or ``"cls"``.
         encoder_layers: Hidden states to pool and concatenate per segment (indices into the
             encoder's ``hidden_states``: 0 the embeddings, -1 the last layer), e.g. ``[-1, 3]``;
-            ``None`` pools the last layer only.
+            ``[-1]`` pools the last layer only.
         dtype: Encoder dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
         policy_kwargs: Extra policy kwargs; ``features_extractor_kwargs`` in it are merged into
             the text extractor's (strings and numbers only, never modules). ``candidates``,
@@ -153,12 +153,15 @@ def make_ppo(
             ``expected_reward()`` of the action given the hidden state, instead of the sampled
             one (:class:`rlagent.wrappers.ExpectedReward`): the same expected return for every
             policy, without the noise of the sampled response. Needs an env id, env or factory.
-        auxiliary_targets: Give the actor an auxiliary head that predicts the env's hidden
+        auxiliary: The auxiliary head (:class:`rlagent.agents.AuxiliaryConfig`, or a mapping of
+            its fields): with ``coef > 0`` the actor gets a head that predicts the env's hidden
             ``privileged_features()`` from the observation (the env built here carries them
             as the ``"privileged"`` entry, which the actor never reads, and the critic reads
-            only with ``privileged_critic``); train it by passing
-            :class:`rlagent.agents.AuxiliaryLoss` to ``learn(callback=...)``. Needs an env
-            id, env or factory.
+            only with ``privileged_critic``), and ``model.learn`` trains it after each rollout
+            (:class:`rlagent.agents.AuxiliaryLoss`). Needs an env id, env or factory.
+        auxiliary_targets: Build the auxiliary head; defaults to ``auxiliary.coef > 0``. With
+            ``auxiliary.coef == 0``, train it by passing :class:`rlagent.agents.AuxiliaryLoss`
+            to ``learn(callback=...)``.
         action_masks: Give actions the env's ``action_masks()`` forbids zero probability, when
             acting and in PPO's update (as sb3-contrib's ``MaskablePPO`` does); the env built
             here carries the mask as the ``"action_mask"`` entry, which the policy's layers
@@ -166,31 +169,56 @@ def make_ppo(
         **ppo_kwargs: Any other ``PPO`` argument.
 
     Returns:
-        The ``PPO`` model, with ``model.rlagent_spec`` describing how it was built.
+        The model (a :class:`rlagent.agents.TextPPO`, SB3's ``PPO`` that also trains the
+        auxiliary head), with ``model.rlagent_spec`` describing how it was built.
+
+    Raises:
+        ConfigError: A setting is out of range (see :class:`rlagent.agents.AgentConfig`).
     """
     torch_device = resolve_device(device)
     env_id = _env_id(env_or_id)
-    pk = dict(policy_kwargs or {})
-    critic_only = list(pk.get("critic_only") or ())
-    if privileged_critic:
-        critic_only = list(dict.fromkeys([*critic_only, PRIVILEGED_KEY]))
-        pk["critic_only"] = critic_only
-    if auxiliary_targets:
-        pk["auxiliary_targets"] = PRIVILEGED_KEY
-    if action_masks:
-        pk["action_mask"] = ACTION_MASK_KEY
+    if config is None:
+        config = AgentConfig.for_env(env_or_id) if isinstance(env_or_id, str) else AgentConfig()
+    config = config.agent_config().merged(
+        {
+            "encoder": None if encoder is None else os.fspath(encoder),
+            "encoder_mode": encoder_mode,
+            "n_envs": n_envs,
+            "env_kwargs": env_kwargs,
+            "max_length": max_length,
+            "pooling": pooling,
+            "encoder_layers": None if encoder_layers is None else list(encoder_layers),
+            "dtype": dtype,
+            "policy_kwargs": policy_kwargs,
+            "reward_scale": reward_scale,
+            "privileged_critic": privileged_critic,
+            "reward_shaping": reward_shaping,
+            "expected_rewards": expected_rewards,
+            "action_masks": action_masks,
+            "auxiliary": auxiliary,
+        },
+        "make_ppo",
+    )
+    if auxiliary_targets is None:
+        auxiliary_targets = config.auxiliary.enabled
+    elif config.auxiliary.enabled and not auxiliary_targets:
+        raise ValueError(
+            f"auxiliary_targets=False, but auxiliary.coef = {config.auxiliary.coef} trains an "
+            "auxiliary head; pass auxiliary={'coef': 0.0} for an agent without one."
+        )
+    pk = _policy_kwargs(config, auxiliary_targets=auxiliary_targets)
     roles = {
-        "critic_only": tuple(critic_only),
+        "critic_only": tuple(pk.get("critic_only") or ()),
         "auxiliary_targets": pk.get("auxiliary_targets"),
         "candidates": pk.get("candidates"),
     }
     if isinstance(env_or_id, VecEnv):
         if (
-            privileged_critic
-            or reward_shaping
-            or expected_rewards
+            config.privileged_critic
+            or config.reward_shaping
+            or config.expected_rewards
             or auxiliary_targets
-            or action_masks
+            or config.action_masks
         ):
             raise ValueError(
                 "privileged_critic, reward_shaping, expected_rewards, auxiliary_targets and "
@@ -208,38 +236,38 @@ def make_ppo(
         env_id = env_id or _vec_env_id(vec_env)
         # The observation space says what the VecEnv's builder put in it.
         pipeline = ObservationPipeline(
-            encoder=os.fspath(encoder),
-            max_length=_max_length_of(space, max_length),
+            encoder=config.encoder,
+            max_length=_max_length_of(space, config.max_length),
             privileged=PRIVILEGED_KEY in space.spaces,
             action_mask=ACTION_MASK_KEY in space.spaces,
             **roles,
         )
     else:
         pipeline = ObservationPipeline(
-            encoder=os.fspath(encoder),
-            max_length=max_length,
+            encoder=config.encoder,
+            max_length=config.max_length,
             # The one place that decides which agents observe the hidden features.
-            privileged=privileged_critic or auxiliary_targets,
-            action_mask=action_masks,
+            privileged=config.privileged_critic or auxiliary_targets,
+            action_mask=config.action_masks,
             **roles,
         )
         vec_env = make_vec_env(
             env_or_id,
             pipeline=pipeline,
-            n_envs=n_envs,
+            n_envs=config.n_envs,
             seed=seed,
-            env_kwargs=env_kwargs,
-            reward_scale=reward_scale,
-            reward_shaping=reward_shaping,
-            expected_rewards=expected_rewards,
+            env_kwargs=config.env_kwargs,
+            reward_scale=config.reward_scale,
+            reward_shaping=config.reward_shaping,
+            expected_rewards=config.expected_rewards,
         )
-    checksum = encoder_checksum(os.fspath(encoder))
+    checksum = encoder_checksum(config.encoder)
     fe_kwargs = {
-        "encoder": os.fspath(encoder),
-        "mode": encoder_mode,
-        "pooling": pooling,
-        "layers": None if encoder_layers is None else tuple(encoder_layers),
-        "dtype": dtype,
+        "encoder": config.encoder,
+        "mode": config.encoder_mode,
+        "pooling": config.pooling,
+        "layers": None if config.encoder_layers is None else tuple(config.encoder_layers),
+        "dtype": config.dtype,
         "encoder_checksum": checksum,
     }
     fe_kwargs.update(pk.pop("features_extractor_kwargs", None) or {})
@@ -252,13 +280,11 @@ def make_ppo(
     pk.setdefault("features_extractor_class", TextFeaturesExtractor)
     pk["features_extractor_kwargs"] = fe_kwargs
     pk.setdefault("net_arch", {k: list(v) for k, v in DEFAULT_NET_ARCH.items()})
-    kwargs = dict(PPO_DEFAULTS)
-    if encoder_mode != "frozen":
-        kwargs["learning_rate"] = TRAINABLE_ENCODER_LEARNING_RATE
+    kwargs = config.ppo_kwargs()
     kwargs["verbose"] = 0
-    kwargs.update(ppo_kwargs)
+    kwargs.update(resolve_schedules(ppo_kwargs))
     kwargs["n_steps"] = int(kwargs["n_steps"])
-    model = PPO(
+    model = TextPPO(
         TextActorCriticPolicy,
         vec_env,
         device=torch_device,
@@ -269,25 +295,42 @@ def make_ppo(
     )
     model.rlagent_spec = {
         "env_id": env_id,
-        "env_kwargs": dict(env_kwargs or {}),
-        "encoder": os.fspath(encoder),
+        "env_kwargs": dict(config.env_kwargs),
+        "encoder": config.encoder,
         "encoder_checksum": checksum,
-        "encoder_mode": encoder_mode,
+        "encoder_mode": config.encoder_mode,
         "max_length": pipeline.max_length,
-        "pooling": pooling,
-        "encoder_layers": None if encoder_layers is None else list(encoder_layers),
-        "dtype": dtype,
+        "pooling": config.pooling,
+        "encoder_layers": None if config.encoder_layers is None else list(config.encoder_layers),
+        "dtype": config.dtype,
         "n_envs": int(vec_env.num_envs),
         "seed": seed,
-        "reward_scale": float(reward_scale),
-        "privileged_critic": bool(privileged_critic),
-        "reward_shaping": bool(reward_shaping),
-        "expected_rewards": bool(expected_rewards),
+        "reward_scale": float(config.reward_scale),
+        "privileged_critic": bool(config.privileged_critic),
+        "reward_shaping": bool(config.reward_shaping),
+        "expected_rewards": bool(config.expected_rewards),
         "auxiliary_targets": bool(auxiliary_targets),
-        "action_masks": bool(action_masks),
+        "action_masks": bool(config.action_masks),
+        "auxiliary": config.auxiliary.to_dict(),
         "pipeline": pipeline.to_dict(),
     }
     return model
+
+
+def _policy_kwargs(config: AgentConfig, *, auxiliary_targets: bool) -> dict[str, Any]:
+    """The policy's keyword arguments: the config's, with the settings that name entries."""
+    pk = dict(config.policy_kwargs)
+    if config.auxiliary.bottleneck:
+        pk["auxiliary_bottleneck"] = True
+    if config.auxiliary.noisy:
+        pk["belief_noise"] = config.auxiliary.belief_noise
+    if config.privileged_critic:
+        pk["critic_only"] = list(dict.fromkeys([*(pk.get("critic_only") or ()), PRIVILEGED_KEY]))
+    if auxiliary_targets:
+        pk["auxiliary_targets"] = PRIVILEGED_KEY
+    if config.action_masks:
+        pk["action_mask"] = ACTION_MASK_KEY
+    return pk
 
 
 def _vec_env_id(vec_env: VecEnv) -> str | None:
@@ -408,7 +451,7 @@ def load(
     Returns:
         The ``PPO`` model, ``model.rlagent_spec`` restored.
     """
-    model = PPO.load(os.fspath(path), device=resolve_device(device))
+    model = TextPPO.load(os.fspath(path), device=resolve_device(device))
     if env is None:
         return model
     if isinstance(env, VecEnv):
@@ -424,7 +467,7 @@ def load(
         )
     if vec.num_envs != model.n_envs:
         # set_env cannot change the number of envs; loading with the env rebuilds the buffers.
-        model = PPO.load(os.fspath(path), env=vec, device=resolve_device(device))
+        model = TextPPO.load(os.fspath(path), env=vec, device=resolve_device(device))
         return model
     model.set_env(vec)
     return model

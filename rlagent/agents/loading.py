@@ -44,6 +44,7 @@ from rlagent.agents.saving import (
     save_model,
 )
 from rlagent.agents.spaces_json import SpaceFormatError, space_from_json
+from rlagent.agents.text_ppo import TextPPO
 from rlagent.agents.trust import UntrustedModelError, is_pickled_model, untrusted_model_message
 from rlagent.env_making import make_env
 from rlagent.pipeline import NotATextModelError
@@ -235,7 +236,7 @@ def load_model(
     vec = _vec_env_for(env, spec, path)
     if vec is not None:
         _check_spaces(vec, observation_space, action_space, manifest)
-    model = PPO(
+    model = TextPPO(
         policy_class,
         env=vec,
         device=resolve_device(device),

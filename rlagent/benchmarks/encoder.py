@@ -187,10 +187,11 @@ def measure_cache_hit_rate(
     Returns:
         ``hits``, ``misses``, ``size``, ``hit_rate`` and ``frames``.
     """
-    from rlagent.agents import make_ppo
+    from rlagent.agents import AgentConfig, make_ppo
 
     model = make_ppo(
         env_or_id,
+        config=AgentConfig(),  # the generic agent, also on a bundled env
         encoder=encoder,
         n_envs=_BENCH_ENVS,
         device=device,

@@ -33,8 +33,8 @@ from rlagent.planning.search import MCTS, SearchResult
 
 __all__ = ["DEFAULT_SIMULATIONS", "MCTSAgent", "make_planning_agent"]
 
-#: Simulations per decision when neither ``simulations`` nor the planner settings say.
-DEFAULT_SIMULATIONS: int = 100
+#: Simulations per decision of :func:`make_planning_agent` when nothing else sets them.
+DEFAULT_SIMULATIONS = 100
 
 
 class MCTSAgent:
@@ -215,9 +215,9 @@ def make_planning_agent(
         ppo_model: A PPO model from :func:`rlagent.make_ppo` / :func:`rlagent.load`, or
             ``None``.
         env: The environment the agent will act in.
-        simulations: Simulations per decision (``--simulations``). It beats a
-            ``num_simulations`` in ``settings`` or ``config``; ``None`` takes theirs, else
-            :data:`DEFAULT_SIMULATIONS`.
+        simulations: Simulations per decision; given, it wins over ``config`` and
+            ``settings`` (as ``--simulations`` wins over ``--planner-config``). ``None``: their
+            ``num_simulations``, else :data:`DEFAULT_SIMULATIONS`.
         seed: Seed of the planner (episodes are re-seeded by ``reset(seed)``).
         oracle: Plan on the true hidden state (report as an upper bound).
         config: Full search settings; overrides the defaults above.
@@ -232,24 +232,24 @@ def make_planning_agent(
         PlanningConfigError: ``settings`` names a field that :class:`MCTSConfig` lacks, or a
             value out of range.
     """
-    settings = dict(settings or {})
     if settings:
         check_settings(settings)
-    if simulations is None:
-        fallback = config.num_simulations if config is not None else DEFAULT_SIMULATIONS
-        simulations = settings.get("num_simulations", fallback)
-    settings["num_simulations"] = simulations
     if config is None:
+        budget = simulations or int((settings or {}).get("num_simulations", DEFAULT_SIMULATIONS))
         if ppo_model is None:
-            config = MCTSConfig(num_simulations=simulations, reuse_tree=True, chance_widening_c=1.0)
+            config = MCTSConfig(num_simulations=budget, reuse_tree=True, chance_widening_c=1.0)
         else:
             config = MCTSConfig(
-                num_simulations=simulations,
+                num_simulations=budget,
                 selection="puct",
                 discount=float(getattr(ppo_model, "gamma", 0.99)),
-                batch_size=min(8, simulations),
+                batch_size=min(8, budget),
                 reuse_tree=True,
                 chance_widening_c=1.0,
             )
-    config = dataclasses.replace(config, **settings)
+    if settings:
+        config = dataclasses.replace(config, **settings)
+    if simulations is not None and config.num_simulations != simulations:
+        # An explicit budget (the command line's --simulations) beats every file.
+        config = dataclasses.replace(config, num_simulations=simulations)
     return MCTSAgent(ppo_model, None, config, env=env, seed=seed, oracle=oracle)

@@ -37,7 +37,7 @@ from rlagent.training.checkpoints import (
     load_checkpoint_state,
     restore_rng_state,
 )
-from rlagent.training.config import ConfigError, TrainConfig, resolve_schedules
+from rlagent.training.config import ConfigError, TrainConfig
 from rlagent.training.report import plot_learning_curve, write_report
 from rlagent.training.rundir import (
     ResumeError,
@@ -280,7 +280,7 @@ def _run(
     on_eval: Callable[[dict[str, Any]], bool] | None,
 ) -> TrainResult:
     """Build or load the model, train it to the target, then finish the run."""
-    from rlagent.agents import AuxiliaryLoss, make_ppo
+    from rlagent.agents import make_ppo
 
     resume = checkpoint is not None
     run_state: dict[str, Any] = {"eval_history": []}
@@ -296,25 +296,11 @@ def _run(
         write_config(out_dir, config)
         model = make_ppo(
             config.env_id,
-            encoder=config.encoder,
-            encoder_mode=config.encoder_mode,
-            n_envs=config.n_envs,
+            config=config,
             device=config.device,
             seed=config.seed,
             tensorboard_log=str(out_dir / "tensorboard"),
-            env_kwargs=config.env_kwargs,
-            max_length=config.max_length,
-            pooling=config.pooling,
-            encoder_layers=config.encoder_layers,
-            policy_kwargs=dict(config.policy_kwargs) or None,
-            reward_scale=config.reward_scale,
-            privileged_critic=config.privileged_critic,
-            reward_shaping=config.reward_shaping,
-            expected_rewards=config.expected_rewards,
-            auxiliary_targets=config.auxiliary_targets,
-            action_masks=config.action_masks,
             verbose=verbose,
-            **resolve_schedules(config.ppo),
         )
     rollout = _rollout_size(config, model)
     target = int(math.ceil(config.n_timesteps / rollout) * rollout)
@@ -344,15 +330,12 @@ def _run(
                 already_finished=True,
             )
     stop = StopFlag()
-    auxiliary = None
     extra_state = {}
-    if config.auxiliary_targets:
-        auxiliary = AuxiliaryLoss(
-            config.auxiliary_coef,
-            epochs=config.auxiliary_epochs,
-            warmup_epochs=config.auxiliary_warmup_epochs,
-            learning_rate=config.auxiliary_learning_rate,
-        )
+    if resume and config.auxiliary.enabled and "auxiliary" not in model.rlagent_spec:
+        # A checkpoint written before models recorded their auxiliary settings.
+        model.rlagent_spec["auxiliary"] = config.auxiliary.to_dict()
+    auxiliary = model.auxiliary_loss  # run by model.learn after each rollout
+    if auxiliary is not None:
         # Its separate optimizer is not in the saved model: checkpoint it with the run.
         auxiliary.load_optimizer_state(run_state.get(_AUXILIARY_OPTIMIZER))
         extra_state[_AUXILIARY_OPTIMIZER] = auxiliary.optimizer_state
@@ -368,8 +351,6 @@ def _run(
         extra_state=extra_state,
     )
     callbacks = [EnvMetricsCallback(), run_cb]
-    if auxiliary is not None:
-        callbacks.insert(0, auxiliary)
     with _catch_signals(stop):
         if target > start_steps:
             model.learn(

@@ -189,7 +189,8 @@ def saved_config(out_dir: str | Path) -> TrainConfig:
     Raises:
         ConfigError: ``out_dir`` has no readable ``config.yaml``.
     """
-    return TrainConfig(**_saved_settings(Path(out_dir)))
+    out_dir = Path(out_dir)
+    return TrainConfig.from_dict(_saved_settings(out_dir), str(out_dir / _CONFIG))
 
 
 def resume_config(
@@ -220,7 +221,7 @@ def resume_config(
         ConfigError: No ``config.yaml`` in ``out_dir``, or a malformed setting.
     """
     out_dir = Path(out_dir)
-    settings = _saved_settings(out_dir)
+    settings = _merge({}, _saved_settings(out_dir), str(out_dir / _CONFIG))
     if config_file is not None:
         file_settings = read_yaml_mapping(config_file, what="Config file", error=ConfigError)
         settings = _merge(settings, file_settings, str(config_file))
@@ -252,7 +253,9 @@ def check_resume_settings(saved: TrainConfig, given: TrainConfig, out_dir: Path)
             each one with its saved and given values.
     """
     old, new = saved.to_dict(), given.to_dict()
-    changed = [name for name in new if new[name] != old.get(name)]
+    # The env first: it is what a changed run differs in most plainly.
+    order = sorted(new, key=lambda name: name != "env_id")
+    changed = [name for name in order if new[name] != old.get(name)]
     refused = [name for name in changed if name not in RESUMABLE_SETTINGS]
     if refused:
         details = "; ".join(

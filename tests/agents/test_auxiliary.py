@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -199,8 +201,8 @@ def test_auxiliary_loss_rejects_bad_settings(kwargs):
 
 
 def test_config_rejects_a_negative_auxiliary_coef():
-    with pytest.raises(ConfigError, match="auxiliary_coef"):
-        TrainConfig(env_id="rlagent/CustomerService-v0", auxiliary_coef=-1.0)
+    with pytest.raises(ConfigError, match=re.escape("auxiliary.coef = -1.0 is out of range")):
+        TrainConfig(env_id="rlagent/CustomerService-v0", auxiliary={"coef": -1.0})
 
 
 def _tiny_run_config(**changes):
@@ -221,14 +223,14 @@ def _tiny_run_config(**changes):
 
 
 def test_train_with_auxiliary_coef_records_it_logs_the_loss_and_resumes(tmp_path):
-    config = _tiny_run_config(auxiliary_coef=0.5)
+    config = _tiny_run_config(auxiliary={"coef": 0.5})
     out = tmp_path / "run"
     result = rlagent.training.train(config, out)
     model = rlagent.agents.load(result.model_path)
     assert model.rlagent_spec["auxiliary_targets"] is True
     assert model.rlagent_spec["privileged_critic"] is False
     assert model.policy.auxiliary_targets == PRIVILEGED_KEY
-    assert result.metrics["config"]["auxiliary_coef"] == 0.5
+    assert result.metrics["config"]["auxiliary"]["coef"] == 0.5
     resumed = rlagent.training.train(config.replace(n_timesteps=128), out, resume=True)
     assert resumed.timesteps == 128
     steps = []
@@ -241,9 +243,7 @@ def test_train_with_auxiliary_coef_records_it_logs_the_loss_and_resumes(tmp_path
 
 
 def test_the_separate_optimizer_resumes_where_it_stopped(tmp_path):
-    config = _tiny_run_config(
-        auxiliary_epochs=1, auxiliary_warmup_epochs=0, auxiliary_learning_rate=0.003
-    )
+    config = _tiny_run_config(auxiliary={"epochs": 1, "warmup_epochs": 0, "learning_rate": 0.003})
 
     def adam_steps(out):
         checkpoint = find_latest_checkpoint(out / "checkpoints")
@@ -274,11 +274,8 @@ def _bottleneck_model(env=ColourEnv, belief_noise=0.0, **kwargs):
         seed=0,
         max_length=8,
         auxiliary_targets=True,
-        policy_kwargs={
-            "auxiliary_bottleneck": True,
-            "net_arch": [16],
-            "belief_noise": belief_noise,
-        },
+        auxiliary={"bottleneck": True, "belief_noise": belief_noise},
+        policy_kwargs={"net_arch": [16]},
         learning_rate=3e-3,
         **SMALL,
         **kwargs,
@@ -346,14 +343,14 @@ def test_a_bottleneck_needs_auxiliary_targets():
             ColourEnv,
             encoder="tiny-random",
             n_envs=1,
-            policy_kwargs={"auxiliary_bottleneck": True},
+            auxiliary={"bottleneck": True},
             **SMALL,
         )
 
 
 def test_config_rejects_zero_auxiliary_epochs():
-    with pytest.raises(ConfigError, match="auxiliary_epochs"):
-        TrainConfig(env_id="rlagent/CustomerService-v0", auxiliary_epochs=0)
+    with pytest.raises(ConfigError, match=re.escape("auxiliary.epochs = 0 is out of range")):
+        TrainConfig(env_id="rlagent/CustomerService-v0", auxiliary={"epochs": 0})
 
 
 def test_warmup_epochs_add_passes_over_the_first_rollout_only(monkeypatch):
@@ -388,12 +385,10 @@ def test_auxiliary_loss_rejects_bad_warmup_and_learning_rate(kwargs):
         AuxiliaryLoss(1.0, **kwargs)
 
 
-@pytest.mark.parametrize(
-    "field, value", [("auxiliary_warmup_epochs", -1), ("auxiliary_learning_rate", 0.0)]
-)
+@pytest.mark.parametrize("field, value", [("warmup_epochs", -1), ("learning_rate", 0.0)])
 def test_config_rejects_bad_auxiliary_settings(field, value):
-    with pytest.raises(ConfigError, match=field):
-        TrainConfig(env_id="rlagent/CustomerService-v0", **{field: value})
+    with pytest.raises(ConfigError, match=re.escape(f"auxiliary.{field} = {value!r} is out of")):
+        TrainConfig(env_id="rlagent/CustomerService-v0", auxiliary={field: value})
 
 
 def test_a_bottleneck_cannot_replace_the_candidate_scoring_head():
@@ -405,7 +400,8 @@ def test_a_bottleneck_cannot_replace_the_candidate_scoring_head():
             max_length=12,
             env_kwargs=dict(n_candidates=4, slate_size=2),
             auxiliary_targets=True,
-            policy_kwargs={"candidates": "candidates", "auxiliary_bottleneck": True},
+            auxiliary={"bottleneck": True},
+            policy_kwargs={"candidates": "candidates"},
             **SMALL,
         )
 
@@ -476,24 +472,31 @@ def test_belief_noise_of_zeros_is_off():
     torch.testing.assert_close(trained, clean)
 
 
+NOISE_FIX = "expected a standard deviation >= 0 in logits"
+
+
 @pytest.mark.parametrize(
-    ("policy_kwargs", "match"),
+    ("auxiliary", "error", "match"),
     [
-        ({"belief_noise": 1.0}, "set policy_kwargs\\['auxiliary_bottleneck'\\] = True"),
-        ({"auxiliary_bottleneck": True, "belief_noise": -1.0}, "standard deviation >= 0"),
-        ({"auxiliary_bottleneck": True, "belief_noise": [1.0, -1.0]}, "standard deviation >= 0"),
-        ({"auxiliary_bottleneck": True, "belief_noise": "high"}, "standard deviation >= 0"),
-        ({"auxiliary_bottleneck": True, "belief_noise": []}, "standard deviation >= 0"),
-        ({"auxiliary_bottleneck": True, "belief_noise": [1.0, 2.0, 3.0]}, "3 values for 2"),
+        ({"belief_noise": 1.0}, ConfigError, "set auxiliary.bottleneck: true too"),
+        ({"bottleneck": True, "belief_noise": -1.0}, ConfigError, NOISE_FIX),
+        ({"bottleneck": True, "belief_noise": [1.0, -1.0]}, ConfigError, NOISE_FIX),
+        ({"bottleneck": True, "belief_noise": "high"}, ConfigError, NOISE_FIX),
+        ({"bottleneck": True, "belief_noise": []}, ConfigError, NOISE_FIX),
+        (
+            {"bottleneck": True, "belief_noise": [1.0, 2.0, 3.0]},
+            AuxiliaryTargetsError,
+            "3 values for 2",
+        ),
     ],
 )
-def test_bad_belief_noise_is_rejected(policy_kwargs, match):
-    with pytest.raises(AuxiliaryTargetsError, match=match):
+def test_bad_belief_noise_is_rejected(auxiliary, error, match):
+    with pytest.raises(error, match=re.escape(match)):
         make_ppo(
             ColourEnv,
             encoder="tiny-random",
             n_envs=1,
             auxiliary_targets=True,
-            policy_kwargs=policy_kwargs,
+            auxiliary=auxiliary,
             **SMALL,
         )

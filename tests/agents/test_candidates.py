@@ -9,13 +9,22 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.distributions import CategoricalDistribution
 
-from rlagent.agents import load, make_ppo, make_vec_env, save_model, wrap_for_model
+from rlagent.agents import (
+    AgentConfig,
+    load,
+    make_ppo,
+    make_vec_env,
+    save_model,
+    wrap_for_model,
+)
 from rlagent.agents.candidates import CandidateLayoutError, candidate_layout
 from rlagent.agents.slate import SlateDistribution
 from rlagent.planning import PolicyEvaluator
 
 SMALL = dict(n_steps=32, batch_size=32, n_epochs=2)
 CANDIDATES = {"candidates": "candidates"}
+# The generic agent, not the bundled envs' own settings.
+PLAIN = AgentConfig()
 
 
 class PickGoodEnv(gym.Env):
@@ -49,6 +58,7 @@ class PickGoodEnv(gym.Env):
 def _rec(**kwargs):
     return make_ppo(
         "rlagent/Recommendation-v0",
+        config=PLAIN,
         encoder="tiny-random",
         n_envs=1,
         seed=0,
@@ -174,6 +184,7 @@ def test_shorter_slates_learn_to_show_one_item_alone(tmp_path):
     with pytest.raises(CandidateLayoutError, match="needs a slate action space"):
         make_ppo(
             "rlagent/Recommendation-v0",
+            config=PLAIN,
             encoder="tiny-random",
             n_envs=1,
             max_length=8,
@@ -183,6 +194,7 @@ def test_shorter_slates_learn_to_show_one_item_alone(tmp_path):
     with pytest.raises(CandidateLayoutError, match="needs the candidate-scoring head"):
         make_ppo(
             "rlagent/Recommendation-v0",
+            config=PLAIN,
             encoder="tiny-random",
             n_envs=1,
             max_length=8,
@@ -214,6 +226,7 @@ def test_wrong_spaces_are_refused_with_the_reason():
     with pytest.raises(CandidateLayoutError, match=re.escape("'dialogue' segments needs")):
         make_ppo(
             "rlagent/CustomerService-v0",
+            config=PLAIN,
             encoder="tiny-random",
             n_envs=1,
             max_length=8,

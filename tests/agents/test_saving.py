@@ -14,6 +14,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.utils import LinearSchedule
 
 from rlagent.agents import (
+    AgentConfig,
     ModelEnvMismatchError,
     ModelFileError,
     UnsupportedModelError,
@@ -28,7 +29,15 @@ from rlagent.agents.saving import file_sha256, read_manifest
 
 CS = "rlagent/CustomerService-v0"
 REC = "rlagent/Recommendation-v0"
-TINY = dict(encoder="tiny-random", encoder_layers=[-1], seed=0, device="cpu", max_length=16)
+# The plain agent (not the env's bundled config), small enough for a test.
+TINY = dict(
+    config=AgentConfig(),
+    encoder="tiny-random",
+    encoder_layers=[-1],
+    seed=0,
+    device="cpu",
+    max_length=16,
+)
 SMALL = dict(n_steps=8, batch_size=8, n_epochs=2)
 HEADS = {"net_arch": {"pi": [16], "vf": [16]}}
 

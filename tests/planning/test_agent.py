@@ -375,6 +375,18 @@ def test_planner_settings_change_the_defaults(tmp_path):
         read_planner_settings(tmp_path / "missing.yaml")
 
 
+def test_an_explicit_simulation_budget_beats_the_planner_settings():
+    env = gym.make("rlagent/CustomerService-v0")
+    settings = {"num_simulations": 4, "max_depth": 1}
+    explicit = make_planning_agent(None, env, simulations=8, settings=settings)
+    assert (explicit.config.num_simulations, explicit.config.max_depth) == (8, 1)
+    assert make_planning_agent(None, env, settings=settings).config.num_simulations == 4
+    assert make_planning_agent(None, env).config.num_simulations == 100
+    config = dataclasses.replace(MCTSConfig(), num_simulations=16)
+    assert make_planning_agent(None, env, config=config).config.num_simulations == 16
+    assert make_planning_agent(None, env, simulations=2, config=config).config.num_simulations == 2
+
+
 def test_cli_evaluates_a_planner_with_a_planner_config(tmp_path, capsys):
     pytest.importorskip("transformers")
     import json
@@ -383,7 +395,12 @@ def test_cli_evaluates_a_planner_with_a_planner_config(tmp_path, capsys):
     from rlagent.cli import main
 
     ppo = make_ppo(
-        "rlagent/CustomerService-v0", encoder="tiny-random", n_envs=1, seed=0, device="cpu"
+        "rlagent/CustomerService-v0",
+        encoder="tiny-random",
+        encoder_layers=[-1],
+        n_envs=1,
+        seed=0,
+        device="cpu",
     )
     save_model(ppo, tmp_path / "m")
     settings = tmp_path / "planner.yaml"
