@@ -164,10 +164,10 @@ def test_an_excel_dataset_in_arabic_evaluates(tmp_path, capsys):
 def test_simulations_flag_beats_the_planner_config(tmp_path, monkeypatch, capsys):
     pytest.importorskip("transformers")
     import rlagent.planning
-    from rlagent.agents import make_ppo
+    from rlagent.agents import AgentConfig, make_ppo, save_model
 
-    ppo = make_ppo(CS, encoder="tiny-random", n_envs=1, seed=0, device="cpu")
-    ppo.save(tmp_path / "m.zip")
+    ppo = make_ppo(CS, config=AgentConfig(), encoder="tiny-random", n_envs=1, seed=0, device="cpu")
+    save_model(ppo, tmp_path / "m")
     (tmp_path / "planner.yaml").write_text("num_simulations: 5\nmax_depth: 1\n")
     built = []
     make = rlagent.planning.make_planning_agent
@@ -178,7 +178,7 @@ def test_simulations_flag_beats_the_planner_config(tmp_path, monkeypatch, capsys
         return agent
 
     monkeypatch.setattr(rlagent.planning, "make_planning_agent", recording)
-    argv = ["evaluate", str(tmp_path / "m.zip"), "--episodes", "1", "--no-baselines", "--json"]
+    argv = ["evaluate", str(tmp_path / "m"), "--episodes", "1", "--no-baselines", "--json"]
     argv += ["--planner", "mcts", "--planner-config", str(tmp_path / "planner.yaml")]
     assert main([*argv, "--simulations", "3"]) == 0
     assert main(argv) == 0

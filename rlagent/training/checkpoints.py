@@ -20,7 +20,6 @@ pickles, which run code when loaded. They are read only with ``trust=True`` (``-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlagent.agents.saving import file_sha256
 from rlagent.agents.trust import UntrustedFileError
 from rlagent.training.run_state import (
     RUN_STATE_FILE,
@@ -97,14 +97,6 @@ class Checkpoint:
         return self.path / (_PICKLED_STATE if self.pickled else RUN_STATE_FILE)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Restore the global generators saved by :func:`save_checkpoint`."""
     rng = state.get("rng")
@@ -142,7 +134,7 @@ def save_checkpoint(
     manifest = {
         "format": _FORMAT,
         "timesteps": timesteps,
-        "files": {file.relative_to(tmp).as_posix(): _sha256(file) for file in files},
+        "files": {file.relative_to(tmp).as_posix(): file_sha256(file) for file in files},
     }
     (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
     if final.exists():
@@ -167,7 +159,7 @@ def _verify(path: Path) -> Checkpoint:
             raise CheckpointError(f"Checkpoint {path}: its manifest names {name!r}, outside it.")
         if not file.is_file():
             raise CheckpointError(f"Checkpoint {path} is missing {name}.")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise CheckpointError(
                 f"Checkpoint {path}: {name} does not match its checksum (truncated or modified)."
             )
