@@ -68,8 +68,9 @@ class AuxiliaryLoss(BaseCallback):
     actor, so the buffer's log-probabilities are then recomputed: PPO's clipped ratio
     measures its own update from the policy as the auxiliary steps left it.
 
-    Pass it to ``model.learn(callback=...)``; :func:`rlagent.training.train` does so when the
-    config's ``auxiliary_coef`` is positive. Logs ``train/auxiliary_loss``.
+    A :class:`rlagent.agents.TextPPO` whose settings have ``auxiliary.coef > 0`` runs it in
+    every ``learn`` call; otherwise pass it to ``model.learn(callback=...)``. Logs
+    ``train/auxiliary_loss``.
 
     Args:
         coef: Weight of the auxiliary loss (its steps' gradient scale).

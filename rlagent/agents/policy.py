@@ -190,7 +190,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
                 raise AuxiliaryTargetsError(
                     "policy_kwargs['auxiliary_bottleneck'] needs auxiliary targets for the actor "
                     "to read; build with make_ppo(..., auxiliary_targets=True) (or "
-                    "auxiliary_coef > 0 in a training config)."
+                    "auxiliary.coef > 0 in a training config)."
                 )
             return
         size = int(np.prod(self.observation_space.spaces[key].shape))
@@ -238,7 +238,7 @@ class TextActorCriticPolicy(MultiInputActorCriticPolicy):
         if self.auxiliary_targets is None:
             raise AuxiliaryTargetsError(
                 "The policy has no auxiliary head; build it with make_ppo(..., "
-                "auxiliary_targets=True) (or auxiliary_coef > 0 in a training config)."
+                "auxiliary_targets=True) (or auxiliary.coef > 0 in a training config)."
             )
         if isinstance(self.mlp_extractor, AuxiliaryBottleneck):
             return self.mlp_extractor.predict(features)
