@@ -22,8 +22,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "AgentConfig": "rlagent.agents",
     "AuxiliaryConfig": "rlagent.agents",
+    "TextPPO": "rlagent.agents",
     "make_ppo": "rlagent.agents",
     "load": "rlagent.agents",
+    "load_model": "rlagent.agents",
     "save_model": "rlagent.agents",
     "export_model": "rlagent.agents",
     "make_vec_env": "rlagent.agents",
@@ -31,6 +33,7 @@ _LAZY = {
     "spec_of": "rlagent.agents",
     "TextActorCriticPolicy": "rlagent.agents",
     "ObservationPipeline": "rlagent.pipeline",
+    "make_env": "rlagent.env_making",
     "evaluate": "rlagent.evaluation",
     "EvalResult": "rlagent.evaluation",
     "load_encoder": "rlagent.encoders",

@@ -16,7 +16,13 @@ from rlagent.agents.factory import (
     spec_of,
     wrap_for_model,
 )
-from rlagent.agents.loading import ModelEnvMismatchError, export_model, load, load_model
+from rlagent.agents.loading import (
+    ModelEnvMismatchError,
+    export_model,
+    load,
+    load_model,
+    read_policy_state,
+)
 from rlagent.agents.manifest import UnsupportedModelError
 from rlagent.agents.policy import TextActorCriticPolicy
 from rlagent.agents.saving import ModelFileError, read_manifest, save_model
@@ -55,6 +61,7 @@ __all__ = [
     "observation_function",
     "pipeline_of",
     "read_manifest",
+    "read_policy_state",
     "resolve_device",
     "SlateDistribution",
     "save_model",
