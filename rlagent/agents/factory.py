@@ -53,6 +53,7 @@ __all__ = [
     "observation_function",
     "resolve_device",
     "spec_of",
+    "vec_env_for",
     "wrap_for_model",
 ]
 
@@ -427,6 +428,26 @@ def observation_function(env: gym.Env, model: PPO) -> Callable[[Any], Any]:
     return observation_converter(env, pipeline_of(model))
 
 
+def vec_env_for(
+    env: str | gym.Env, spec: Mapping[str, Any], pipeline: ObservationPipeline
+) -> VecEnv:
+    """One env, wrapped as the saved model with ``spec`` and ``pipeline`` reads it.
+
+    Args:
+        env: An env id, built with the model's own ``env_kwargs`` when it is the model's env,
+            or a raw ``gymnasium.Env``.
+        spec: The model's ``rlagent_spec``.
+        pipeline: The model's observation pipeline.
+
+    Returns:
+        A one-env ``VecEnv`` from :func:`rlagent.pipeline.make_vec_env`.
+    """
+    same_env = isinstance(env, str) and env == spec.get("env_id")
+    return make_vec_env(
+        env, pipeline=pipeline, n_envs=1, env_kwargs=spec.get("env_kwargs") if same_env else None
+    )
+
+
 def load(
     path: str | os.PathLike,
     *,
@@ -454,17 +475,7 @@ def load(
     model = TextPPO.load(os.fspath(path), device=resolve_device(device))
     if env is None:
         return model
-    if isinstance(env, VecEnv):
-        vec = env
-    else:
-        spec = spec_of(model)
-        same_env = isinstance(env, str) and env == spec.get("env_id")
-        vec = make_vec_env(
-            env,
-            pipeline=pipeline_of(model),
-            n_envs=1,
-            env_kwargs=spec.get("env_kwargs") if same_env else None,
-        )
+    vec = env if isinstance(env, VecEnv) else vec_env_for(env, spec_of(model), pipeline_of(model))
     if vec.num_envs != model.n_envs:
         # set_env cannot change the number of envs; loading with the env rebuilds the buffers.
         model = TextPPO.load(os.fspath(path), env=vec, device=resolve_device(device))

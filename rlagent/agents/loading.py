@@ -19,18 +19,18 @@ import zipfile
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
 from rlagent import _tensor_json
 from rlagent.agents import manifest as mf
-from rlagent.agents.factory import resolve_device, wrap_for_model
+from rlagent.agents.factory import resolve_device, vec_env_for
 from rlagent.agents.policy import TextActorCriticPolicy
 from rlagent.agents.saving import (
     MANIFEST,
@@ -46,8 +46,7 @@ from rlagent.agents.saving import (
 from rlagent.agents.spaces_json import SpaceFormatError, space_from_json
 from rlagent.agents.text_ppo import TextPPO
 from rlagent.agents.trust import UntrustedModelError, is_pickled_model, untrusted_model_message
-from rlagent.env_making import make_env
-from rlagent.pipeline import NotATextModelError
+from rlagent.pipeline import NotATextModelError, pipeline_of
 
 __all__ = [
     "ModelEnvMismatchError",
@@ -114,13 +113,6 @@ def read_policy_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return _with_aliases(tensors, (entry or {}).get("aliases", {}), path / WEIGHTS_FILE)
 
 
-class _SpecHolder:
-    """Stands for a model where only its spec is needed (to wrap an env before building it)."""
-
-    def __init__(self, spec: Mapping[str, Any]) -> None:
-        self.rlagent_spec = dict(spec)
-
-
 def _vec_env_for(env: Any, spec: Mapping[str, Any] | None, path: Path) -> VecEnv | None:
     if env is None or isinstance(env, VecEnv):
         return env
@@ -129,13 +121,7 @@ def _vec_env_for(env: Any, spec: Mapping[str, Any] | None, path: Path) -> VecEnv
             f"The model at {path} records no observation pipeline (rlagent_spec), so a raw "
             "env cannot be wrapped for it; pass a VecEnv whose observations it reads."
         )
-    if isinstance(env, str):
-        kwargs = spec.get("env_kwargs") if env == spec.get("env_id") else None
-        raw = make_env(env, kwargs)
-    else:
-        raw = env
-    wrapped = wrap_for_model(raw, _SpecHolder(spec))
-    return DummyVecEnv([lambda: Monitor(wrapped)])
+    return vec_env_for(env, spec, pipeline_of(SimpleNamespace(rlagent_spec=dict(spec))))
 
 
 def _check_spaces(
