@@ -186,10 +186,9 @@ def _resume_command(out: str) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from rlagent.encoders.loading import resolve_encoder_path
-    from rlagent.env_making import check_env_kwargs
     from rlagent.training import ConfigError, load_config, parse_kwargs, resume_config, train
     from rlagent.training.checkpoints import list_checkpoints
+    from rlagent.training.config import check_config_names
 
     settings = dict(
         n_timesteps=args.timesteps,
@@ -219,10 +218,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.env, config_file=args.config, env_kwargs=env_kwargs, **settings)
     # Mistakes fail here, before the run directory is written.
-    check_env_kwargs(config.env_id, config.env_kwargs)
-    check_env_kwargs(config.env_id, config.resolved_eval_env_kwargs)
-    if not args.resume:
-        resolve_encoder_path(config.encoder)
+    check_config_names(config, encoder=not args.resume)
     try:
         result = train(
             config,

@@ -34,6 +34,7 @@ __all__ = [
     "ConfigError",
     "SCHEDULABLE",
     "TrainConfig",
+    "check_config_names",
     "default_config_path",
     "load_config",
     "parse_kwargs",
@@ -187,6 +188,29 @@ def load_config(
     settings = _merge(settings, {k: v for k, v in overrides.items() if v is not None}, "overrides")
     settings["env_id"] = env_id
     return TrainConfig(**settings)
+
+
+def check_config_names(config: TrainConfig, *, encoder: bool = True) -> None:
+    """Check what ``config`` names on this machine, so that a mistake fails before a run starts.
+
+    Args:
+        config: The configuration.
+        encoder: Also check that ``config.encoder`` can be found.
+
+    Raises:
+        UnknownEnvError: ``config.env_id`` is not registered.
+        EnvKwargsError: An argument of ``env_kwargs`` or ``eval_env_kwargs`` the env does not
+            take, or a value of the wrong type (with "did you mean").
+        EncoderNotFoundError: The encoder cannot be found on this machine.
+    """
+    from rlagent.encoders.loading import resolve_encoder_path
+    from rlagent.env_making import check_env_kwargs, find_env_spec
+
+    spec = find_env_spec(config.env_id)
+    check_env_kwargs(spec, config.env_kwargs)
+    check_env_kwargs(spec, config.resolved_eval_env_kwargs)
+    if encoder:
+        resolve_encoder_path(config.encoder)
 
 
 def parse_kwargs(pairs: Sequence[str] | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rlagent.training.config import check_config_names
 from rlagent.training.tuning.config import TuneConfig, TuneConfigError, TuneError
 from rlagent.training.tuning.optuna_backend import (
     _create_study,
@@ -48,15 +49,12 @@ def tune(config: TuneConfig) -> dict[str, Any]:
         ImportError: Optuna (or Ray for ``backend="ray"``) is not installed.
         TuneError: No trial of this run could be trained.
     """
-    from rlagent.encoders.loading import resolve_encoder_path
-    from rlagent.env_making import check_env_kwargs, find_env_spec
+    from rlagent.env_making import find_env_spec
 
     # Unknown ids, env kwargs and encoders fail here, before any trial, with "did you mean".
-    spec = find_env_spec(config.env_id)
+    find_env_spec(config.env_id)  # before the env's config is read
     base = base_train_config(config)
-    check_env_kwargs(spec, base.env_kwargs)
-    check_env_kwargs(spec, base.eval_env_kwargs)
-    resolve_encoder_path(base.encoder)
+    check_config_names(base)
     out_dir = config.resolved_out_dir
     storage = _make_storage(config)
     study = _create_study(config, storage, sampler=None)
