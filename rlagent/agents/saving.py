@@ -263,6 +263,12 @@ def is_model_dir(path: str | os.PathLike) -> bool:
 def resolve_model_dir(path: str | os.PathLike) -> Path:
     """``path`` as a model directory.
 
+    Args:
+        path: What a user gave as a model: a model directory, or a mistaken path.
+
+    Returns:
+        ``path``, a directory holding a manifest.
+
     Raises:
         ModelFileError: With a one-line explanation of what ``path`` is instead (missing, a run
             or checkpoint directory, a folder without manifest, a file), and a suggestion.
