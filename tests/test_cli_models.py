@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import pathlib
-import pickle
 import shutil
 import zipfile
 
 import pytest
 import toyenv  # noqa: F401  (registers ToyKeyword-v0)
+from crafted_pickles import crafted_sb3_data
 
 from rlagent.agents import make_ppo, save_model
 from rlagent.agents.saving import is_model_dir
@@ -19,16 +18,6 @@ from rlagent.cli import main
 CS = "rlagent/CustomerService-v0"
 REC = "rlagent/Recommendation-v0"
 QUICK = ["--episodes", "1", "--no-baselines"]
-
-
-class _TouchOnUnpickle:
-    """Unpickling this creates ``path``: a stand-in for any code an attacker could run."""
-
-    def __init__(self, path: pathlib.Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.path,)
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +87,7 @@ def test_a_crafted_zip_runs_no_code_on_evaluate(models, tmp_path, capsys):
     def craft(name, data):
         if name != "data":
             return data
-        entries = json.loads(data)
-        payload = base64.b64encode(pickle.dumps(_TouchOnUnpickle(marker))).decode()
-        entries["rlagent_payload"] = {":type:": "<class 'object'>", ":serialized:": payload}
-        return json.dumps(entries).encode()
+        return crafted_sb3_data(data, marker).encode()
 
     evil = _rewrite_zip(models / "model.zip", tmp_path / "evil.zip", craft)
     message = _one_line_error(capsys, ["evaluate", str(evil), "--env", CS, *QUICK])

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import pathlib
 import pickle
 import re
 import zipfile
@@ -12,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from crafted_pickles import TouchOnUnpickle, crafted_sb3_data
 
 import rlagent
 from rlagent.agents import (
@@ -27,16 +25,6 @@ from rlagent.agents import (
 from rlagent.agents.trust import is_pickle_file, untrusted_model_message
 
 CS = "rlagent/CustomerService-v0"
-
-
-class _TouchOnUnpickle:
-    """Unpickling this creates ``path``: a stand-in for any code an attacker could run."""
-
-    def __init__(self, path: pathlib.Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.path,)
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +45,6 @@ def harmless_zip(tmp_path_factory):
     return path
 
 
-def _crafted_data(data: str, marker: pathlib.Path) -> str:
-    """SB3's ``data`` JSON with one more cloudpickled (``:serialized:``) entry: the payload."""
-    entries = json.loads(data)
-    payload = base64.b64encode(pickle.dumps(_TouchOnUnpickle(marker))).decode()
-    entries["rlagent_payload"] = {":type:": "<class 'object'>", ":serialized:": payload}
-    return json.dumps(entries)
-
-
 @pytest.fixture
 def crafted_zip(harmless_zip, tmp_path):
     marker = tmp_path / "payload-ran"
@@ -73,7 +53,7 @@ def crafted_zip(harmless_zip, tmp_path):
         for item in src.infolist():
             data = src.read(item.filename)
             if item.filename == "data":
-                data = _crafted_data(data.decode(), marker).encode()
+                data = crafted_sb3_data(data, marker).encode()
             dst.writestr(item, data)
     return path, marker
 
@@ -152,7 +132,7 @@ def test_pickles_of_every_kind_are_recognised_without_unpickling(tmp_path):
     marker = tmp_path / "ran"
     for protocol in (0, 1, 2, 5):
         file = tmp_path / f"p{protocol}.pkl"
-        file.write_bytes(pickle.dumps(_TouchOnUnpickle(marker), protocol=protocol))
+        file.write_bytes(pickle.dumps(TouchOnUnpickle(marker), protocol=protocol))
         assert is_pickle_file(file) and is_pickled_model(file), protocol
     torch.save({"w": torch.zeros(2)}, tmp_path / "t.pt")
     assert is_pickled_model(tmp_path / "t.pt")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 import pickle
 import random
 import re
@@ -10,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from crafted_pickles import TouchOnUnpickle
 
 from rlagent.agents.trust import is_pickle_file
 from rlagent.training.checkpoints import restore_rng_state
@@ -22,14 +22,6 @@ from rlagent.training.run_state import (
     save_run_state,
     set_rng_state,
 )
-
-
-class _TouchOnUnpickle:
-    def __init__(self, path: pathlib.Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.path,)
 
 
 def _draws() -> tuple[float, float, float]:
@@ -96,7 +88,7 @@ def test_a_value_json_cannot_hold_is_refused_with_its_place(tmp_path):
 def test_a_crafted_state_pkl_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "payload-ran"
     path = tmp_path / "state.pkl"
-    path.write_bytes(pickle.dumps({"run": _TouchOnUnpickle(marker)}))
+    path.write_bytes(pickle.dumps({"run": TouchOnUnpickle(marker)}))
     with pytest.raises(
         UntrustedRunStateError,
         match=re.escape(

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 import torch
+from crafted_pickles import TouchOnUnpickle
 
 from rlagent.agents import load_model
 from rlagent.agents.loading import read_policy_state
@@ -26,16 +27,6 @@ from rlagent.training.run_state import load_run_state
 
 ENV_ID = "toyenv:ToyKeyword-v0"
 ROLLOUT = 2 * 32
-
-
-class _TouchOnUnpickle:
-    """Unpickling this creates ``path``: a stand-in for any code an attacker could run."""
-
-    def __init__(self, path: pathlib.Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.path,)
 
 
 def _config(**changes) -> TrainConfig:
@@ -163,8 +154,8 @@ def test_resume_of_a_crafted_old_checkpoint_runs_no_code(finished_run, tmp_path,
     state_marker, model_marker = tmp_path / "state-payload-ran", tmp_path / "model-payload-ran"
     checkpoint = _make_pickled(
         find_latest_checkpoint(out / "checkpoints").path,
-        state_payload=_TouchOnUnpickle(state_marker),
-        model_payload=_TouchOnUnpickle(model_marker),
+        state_payload=TouchOnUnpickle(state_marker),
+        model_payload=TouchOnUnpickle(model_marker),
     )
     assert main(["train", "--resume", "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -189,7 +180,7 @@ def test_pickles_beside_a_safe_checkpoint_are_never_read(finished_run, tmp_path)
     marker = tmp_path / "payload-ran"
     checkpoint = find_latest_checkpoint(out / "checkpoints")
     for name in ("state.pkl", "model.zip"):
-        (checkpoint.path / name).write_bytes(pickle.dumps(_TouchOnUnpickle(marker)))
+        (checkpoint.path / name).write_bytes(pickle.dumps(TouchOnUnpickle(marker)))
     assert [c.timesteps for c in list_checkpoints(out / "checkpoints")][-1] == 2 * ROLLOUT
     (out / "report.md").unlink()  # so that resume loads the checkpoint and finishes the run
     result = train(None, out, resume=True)
