@@ -29,9 +29,7 @@ def _line_counts() -> dict[str, int]:
 
 def test_no_module_over_the_line_limit():
     offenders = {
-        path: n
-        for path, n in _line_counts().items()
-        if n > MAX_LINES and path not in DATA_TABLES
+        path: n for path, n in _line_counts().items() if n > MAX_LINES and path not in DATA_TABLES
     }
     listing = "\n".join(f"  {path}: {n} lines" for path, n in sorted(offenders.items()))
     assert not offenders, (
