@@ -181,13 +181,35 @@ def load_config(
     bundled = default_config_path(env_id)
     if bundled.is_file():
         settings = _merge(settings, _read_yaml(bundled), str(bundled))
+    settings = merge_user_settings(
+        settings, config_file=config_file, env_kwargs=env_kwargs, overrides=overrides
+    )
+    settings["env_id"] = env_id
+    return TrainConfig(**settings)
+
+
+def merge_user_settings(
+    settings: Mapping[str, Any],
+    *,
+    config_file: str | Path | None,
+    env_kwargs: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``settings`` with the user's on top: ``config_file``, ``env_kwargs``, then ``overrides``.
+
+    Later wins; groups merge key by key; ``overrides`` whose value is ``None`` are skipped.
+    :func:`load_config` applies them over the env's defaults,
+    :func:`rlagent.training.resume_config` over a run's saved settings.
+
+    Raises:
+        ConfigError: A file is missing or malformed, or a setting is unknown.
+    """
+    settings = dict(settings)
     if config_file is not None:
         settings = _merge(settings, _read_yaml(Path(config_file)), str(config_file))
     if env_kwargs:
         settings = _merge(settings, {"env_kwargs": dict(env_kwargs)}, "--env-kwargs")
-    settings = _merge(settings, {k: v for k, v in overrides.items() if v is not None}, "overrides")
-    settings["env_id"] = env_id
-    return TrainConfig(**settings)
+    return _merge(settings, {k: v for k, v in overrides.items() if v is not None}, "overrides")
 
 
 def check_config_names(config: TrainConfig, *, encoder: bool = True) -> None:

@@ -23,7 +23,7 @@ import yaml
 
 from rlagent._yaml import read_yaml_mapping
 from rlagent.training.checkpoints import list_checkpoints
-from rlagent.training.config import ConfigError, TrainConfig, _merge
+from rlagent.training.config import ConfigError, TrainConfig, _merge, merge_user_settings
 
 __all__ = [
     "MARKER",
@@ -222,12 +222,9 @@ def resume_config(
     """
     out_dir = Path(out_dir)
     settings = _merge({}, _saved_settings(out_dir), str(out_dir / _CONFIG))
-    if config_file is not None:
-        file_settings = read_yaml_mapping(config_file, what="Config file", error=ConfigError)
-        settings = _merge(settings, file_settings, str(config_file))
-    if env_kwargs:
-        settings = _merge(settings, {"env_kwargs": dict(env_kwargs)}, "--env-kwargs")
-    settings = _merge(settings, {k: v for k, v in overrides.items() if v is not None}, "overrides")
+    settings = merge_user_settings(
+        settings, config_file=config_file, env_kwargs=env_kwargs, overrides=overrides
+    )
     return TrainConfig(**settings)
 
 
