@@ -73,7 +73,8 @@ def main() -> int:
     except (RunDirectoryExistsError, ConfigError, CheckpointError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     if result.interrupted:
-        parser.exit(130, "Interrupted: run the same command with --resume to continue.\n")
+        again = " ".join(a for a in sys.argv if a != "--overwrite")
+        parser.exit(130, f"Interrupted; continue with: python {again} --resume\n")
     print(f"trained {result.timesteps} steps in {result.wall_time_s:.0f} s")
     results = evaluate_many(
         [result.model_path, "random", "heuristic", "oracle"],

@@ -11,6 +11,7 @@ there (only a folder that rlagent train wrote), or --resume to continue an inter
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rlagent.evaluation import evaluate_many, format_table
 from rlagent.training import (
@@ -52,7 +53,8 @@ def main() -> None:
     except (RunDirectoryExistsError, ConfigError, CheckpointError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     if result.interrupted:
-        parser.exit(130, "Interrupted: run the same command with --resume to continue.\n")
+        again = " ".join(a for a in sys.argv if a != "--overwrite")
+        parser.exit(130, f"Interrupted; continue with: python {again} --resume\n")
     speed = f"{result.wall_time_s:.0f} s ({result.fps:.0f} frames/s)"
     print(f"trained {result.timesteps} steps in {speed}")
 
