@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. max_depth: 1); default: the env's bundled planner settings, if any",
     )
     ev.add_argument(
+        "--belief",
+        choices=["learned", "env"],
+        help="the planner's belief over hidden state: learned (from what the model reads; "
+        "the default where the env supports it) or env (the env's exact likelihood: for "
+        "customer service a perfect-model upper bound that reads the labels)",
+    )
+    ev.add_argument(
         "--baselines",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -260,7 +267,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         load_agent,
         make_env,
     )
-    from rlagent.planning import bundled_planner_settings, read_planner_settings
+    from rlagent.planning import bundled_planner_settings, read_planner_settings, resolve_belief
     from rlagent.training import parse_kwargs
 
     env_id = args.env
@@ -284,12 +291,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         planner_settings = read_planner_settings(args.planner_config)
     elif args.planner is not None:
         planner_settings = bundled_planner_settings(env_id)
+    belief = None
+    if args.planner is not None:
+        belief = args.belief or (planner_settings or {}).get("belief")
+        planned_env = make_env(env_id, env_kwargs)
+        belief = resolve_belief(belief, planned_env)
+        planned_env.close()
+    elif args.belief is not None:
+        raise ValueError("--belief needs --planner mcts")
     result = evaluate(
         agent,
         env_id,
         planner=args.planner,
         simulations=args.simulations,
         planner_settings=planner_settings,
+        belief=belief,
         deterministic=not args.stochastic,
         name=args.agent,
         **common,
@@ -304,11 +320,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         out = result.to_dict()
         out["env_id"] = env_id
+        if belief is not None:
+            out["planner"] = args.planner
+            out["belief"] = belief
         if len(results) > 1:
             out["baselines"] = {r.name: r.to_dict() for r in results[1:]}
         _print_json(out)
     else:
-        print(format_table(results, title=f"{env_id} {env_kwargs or ''}".strip()))
+        title = f"{env_id} {env_kwargs or ''}".strip()
+        if belief is not None:
+            title += f" (planner {args.planner}, {belief} belief)"
+        print(format_table(results, title=title))
     return 0
 
 

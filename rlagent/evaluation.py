@@ -258,6 +258,7 @@ def make_agent(
     device: str = "auto",
     planner_settings: Mapping[str, Any] | None = None,
     trust: bool = False,
+    belief: str | None = None,
 ) -> Agent:
     """Build an evaluable agent from a name, a model path or a model.
 
@@ -276,6 +277,11 @@ def make_agent(
         planner_settings: :class:`rlagent.planning.MCTSConfig` fields that change the
             planner's defaults (see :func:`rlagent.planning.make_planning_agent`).
         trust: Allow loading a pickled model file (it runs code stored in the file).
+        belief: The planner's belief over hidden state: ``"learned"`` (from what the model
+            reads; the default where the env supports it), ``"env"`` (the env's own
+            likelihood; for customer service a perfect-model upper bound), or ``None`` (the
+            settings' ``belief``, else the env's default; see
+            :func:`rlagent.planning.make_planning_agent`).
 
     Returns:
         An object with ``reset(seed)`` and ``act(observation)``.
@@ -306,7 +312,7 @@ def make_agent(
     from rlagent.planning import make_planning_agent
 
     return make_planning_agent(
-        model, env, simulations=simulations, seed=seed, settings=planner_settings
+        model, env, simulations=simulations, seed=seed, settings=planner_settings, belief=belief
     )
 
 
@@ -331,6 +337,7 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     planner_settings: Mapping[str, Any] | None = None,
     trust: bool = False,
+    belief: str | None = None,
 ) -> EvalResult:
     """Play ``episodes`` episodes and summarise returns and the environment's metrics.
 
@@ -350,6 +357,7 @@ def evaluate(
         planner_settings: :class:`rlagent.planning.MCTSConfig` fields that change the
             planner's defaults.
         trust: Allow loading a pickled model file (see :func:`make_agent`).
+        belief: The planner's belief over hidden state (see :func:`make_agent`).
 
     Returns:
         The :class:`EvalResult`.
@@ -370,6 +378,7 @@ def evaluate(
         device=device,
         planner_settings=planner_settings,
         trust=trust,
+        belief=belief,
     )
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes)

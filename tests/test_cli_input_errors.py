@@ -180,6 +180,7 @@ def test_simulations_flag_beats_the_planner_config(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(rlagent.planning, "make_planning_agent", recording)
     argv = ["evaluate", str(tmp_path / "m"), "--episodes", "1", "--no-baselines", "--json"]
     argv += ["--planner", "mcts", "--planner-config", str(tmp_path / "planner.yaml")]
+    argv += ["--belief", "env"]  # the model has no auxiliary probe
     assert main([*argv, "--simulations", "3"]) == 0
     assert main(argv) == 0
     capsys.readouterr()
@@ -196,7 +197,7 @@ def test_make_planning_agent_simulations_beat_settings_and_config():
     config = MCTSConfig(num_simulations=7)
 
     def budget(**kwargs):
-        return make_planning_agent(None, env, **kwargs).config.num_simulations
+        return make_planning_agent(None, env, belief="env", **kwargs).config.num_simulations
 
     assert budget(simulations=3, settings=settings) == 3
     assert budget(settings=settings) == 5

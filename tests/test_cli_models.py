@@ -68,7 +68,7 @@ def test_evaluate_reads_a_model_directory_and_its_env(models, capsys):
 
 def test_evaluate_plans_on_a_model_directory(models, capsys):
     argv = ["evaluate", str(models / "model"), *QUICK, "--planner", "mcts", "--simulations", "2"]
-    assert main([*argv, "--json"]) == 0
+    assert main([*argv, "--belief", "env", "--json"]) == 0  # no probe: the env's likelihood
     assert json.loads(capsys.readouterr().out)["episodes"] == 1
 
 

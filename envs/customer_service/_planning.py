@@ -17,6 +17,15 @@ __all__: list[str] = []
 _NEG_INF = -math.inf
 
 
+def _draw(weights: np.ndarray, fallback: np.ndarray, rng: np.random.Generator) -> int:
+    """An index drawn in proportion to ``weights`` (to ``fallback`` when they sum to 0)."""
+    total = float(weights.sum())
+    if not total > 0.0:
+        weights, total = fallback, float(fallback.sum())
+    cum = np.cumsum(weights) / total
+    return int(min(np.searchsorted(cum, rng.random(), side="right"), len(cum) - 1))
+
+
 class _PlanningSupport:
     """State access, beliefs and privileged features for the customer-service env.
 
@@ -167,22 +176,58 @@ class _PlanningSupport:
         """The raw observation of the current state (e.g. after :meth:`set_state`)."""
         return self._observation()
 
-    def sample_hidden(self, state: DialogueState, rng: np.random.Generator) -> DialogueState:
-        """A copy of ``state`` with the hidden fields drawn from the prior.
+    def sample_hidden(
+        self,
+        state: DialogueState,
+        rng: np.random.Generator,
+        *,
+        posterior: np.ndarray | None = None,
+    ) -> DialogueState:
+        """A copy of ``state`` with the hidden fields drawn from the prior, or from a posterior.
 
-        The intent is uniform and the opening mood follows ``mood_probs``; ``mood`` is then
-        replayed through the recorded actions. ``vague`` is set to what the opening shows and
-        ``patience`` is drawn uniformly from the part of its range the customer's staying so
-        far allows. Both restrictions multiply every sample's prior by the same constant, so
-        weighting samples by :meth:`log_likelihood` still gives the exact posterior.
+        Prior (``posterior=None``): the intent is uniform and the opening mood follows
+        ``mood_probs``; ``mood`` is then replayed through the recorded actions. ``vague`` is
+        set to what the opening shows and ``patience`` is drawn uniformly from the part of its
+        range the customer's staying so far allows. Both restrictions multiply every sample's
+        prior by the same constant, so weighting samples by :meth:`log_likelihood` still gives
+        the exact posterior.
+
+        Posterior (what a learned belief passes): ``posterior`` holds a probability for each
+        entry of :meth:`privileged_features`, ``[calm, frustrated, angry, specified, patience
+        left, group...]``, as a reader of the transcript predicts them (e.g. the sigmoids of a
+        policy's auxiliary head). The group is drawn from the group entries, normalised over
+        the groups the customer has not already rejected (a resolve that did not end the
+        episode), and the intent uniformly among this env's intents of that group (the
+        prior's own conditional); the current mood from the three mood entries, normalised.
+        While no clarification has been asked, ``vague`` is drawn as ``not specified`` from the
+        ``specified`` entry; after one the customer has stated a specific request whatever
+        the opening, and ``vague`` (which then changes nothing) follows ``vague_prob``.
+        ``patience`` is drawn as for the prior (the ``patience left`` entry is not used), and
+        the opening mood is set to the current one (the dynamics from here on do not read
+        it). Only the observable ``turn``, ``actions`` and ``outcome`` of ``state`` are read:
+        not the wording ids in ``customer_turns``, which name rows of the env that recorded
+        them (another env's, when a planner's model env reads an evaluation env's state).
+
+        Args:
+            state: The state whose hidden fields to draw (from ``hide()`` or any other).
+            rng: Source of the draws.
+            posterior: ``None`` for the prior, or probabilities shaped like
+                :meth:`privileged_features`.
+
+        Returns:
+            The state with ``intent``, ``initial_mood``, ``mood``, ``patience`` and ``vague``
+            drawn.
+
+        Raises:
+            CustomerServiceConfigError: If ``posterior`` has the wrong shape or holds values
+                outside [0, 1].
         """
+        if posterior is not None:
+            return self._sample_given(state, rng, posterior)
         intent = int(rng.random() * len(self.intents))
         u = rng.random()
         initial = next(i for i, c in enumerate(self._mood_cum) if u < c or i == 2)
-        lo, hi = self.patience_range
-        if not state.outcome:
-            lo = min(max(lo, state.turn + 1), hi)
-        patience = lo + int(rng.random() * (hi - lo + 1))
+        patience = self._sample_patience(state, rng)
         vague = (
             state.customer_turns[0][0] == TurnKind.OPEN_VAGUE
             if state.customer_turns
@@ -202,6 +247,50 @@ class _PlanningSupport:
             initial_mood=initial,
             mood=mood,
             patience=patience,
+            vague=vague,
+        )
+
+    def _sample_patience(self, state: DialogueState, rng: np.random.Generator) -> int:
+        """Patience uniform over the part of its range the customer's staying allows."""
+        lo, hi = self.patience_range
+        if not state.outcome:
+            lo = min(max(lo, state.turn + 1), hi)
+        return lo + int(rng.random() * (hi - lo + 1))
+
+    def _sample_given(
+        self, state: DialogueState, rng: np.random.Generator, posterior: Any
+    ) -> DialogueState:
+        """:meth:`sample_hidden` from a posterior over the privileged features."""
+        n = self._n_groups
+        probs = np.asarray(posterior, dtype=np.float64).reshape(-1)
+        if probs.shape != (5 + n,) or not np.all((probs >= 0.0) & (probs <= 1.0)):
+            span = f" in [{probs.min():g}, {probs.max():g}]" if probs.size else ""
+            raise CustomerServiceConfigError(
+                f"sample_hidden(posterior=...) got {probs.size} values{span}; expected {5 + n} "
+                "probabilities in [0, 1], one per entry of privileged_features() (calm, "
+                f"frustrated, angry, specified, patience left, then the {n} groups)."
+            )
+        bank = self.bank
+        allowed = np.array([len(ids) > 0 for ids in bank.group_intents], dtype=np.float64)
+        for a in state.actions:
+            if a < n and (state.outcome != "success" or a != state.actions[-1]):
+                allowed[a] = 0.0
+        if not allowed.any():  # every group with intents rejected: the history is unexplained
+            allowed = np.array([len(ids) > 0 for ids in bank.group_intents], dtype=np.float64)
+        group = _draw(probs[5:] * allowed, allowed, rng)
+        members = bank.group_intents[group]
+        intent = members[int(rng.random() * len(members))]
+        mood = _draw(probs[:3], np.asarray(self.mood_probs), rng)
+        if self.ASK_CLARIFY in state.actions:
+            vague = bool(rng.random() < self.vague_prob)
+        else:
+            vague = bool(rng.random() >= probs[3])
+        return dataclasses.replace(
+            state,
+            intent=self.intents[intent],
+            initial_mood=mood,
+            mood=mood,
+            patience=self._sample_patience(state, rng),
             vague=vague,
         )
 

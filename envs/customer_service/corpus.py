@@ -143,6 +143,11 @@ class UtteranceBank:
         self.intents = tuple(intents)
         self.intent_group = tuple(int(g) for g in intent_group)
         self.intent_index = {name: i for i, name in enumerate(self.intents)}
+        #: The intent indices of each group (empty for a group no intent of the bank belongs to).
+        self.group_intents: tuple[tuple[int, ...], ...] = tuple(
+            tuple(i for i, g in enumerate(self.intent_group) if g == k)
+            for k in range(len(self.groups))
+        )
         self.bodies = tuple(bodies)
         self.intent_bodies = tuple(tuple(b) for b in intent_bodies)
         self.topic_bodies = {k: tuple(v) for k, v in topic_bodies.items()}

@@ -1,11 +1,20 @@
 """An agent that plans every action with MCTS from the environment's current state.
 
 What the planner may see: the observable fields of the environment's state (everything the
-agent has observed, recorded in the state) and the environment's *model* of how users behave
-(its dynamics, used through a private copy). What it may not see, unless ``oracle=True``: the
-fields named in the state class's ``HIDDEN`` (a customer's patience, a user's interests and
-time budget). Those are blanked before the planner touches the state, and every simulation
-plays out hidden values drawn from a :class:`~rlagent.planning.ParticleBelief` instead.
+agent has observed, recorded in the state) and a *model* of how users behave (an env's
+dynamics, used through a private copy). What it may not see, unless ``oracle=True``: the
+fields named in the state class's ``HIDDEN`` (a customer's intent and patience, a user's
+interests and time budget). Those are blanked before the planner touches the state, and every
+simulation plays out hidden values drawn from a belief instead:
+
+* ``belief="learned"`` (the default where the env supports it, as customer service does): a
+  :class:`~rlagent.planning.LearnedBelief` draws them from what the model reads in the text
+  (its auxiliary probe), and the model env is the one the model was trained on, rebuilt from
+  the settings saved with it; the evaluation env only supplies the observable state.
+* ``belief="env"``: a :class:`~rlagent.planning.ParticleBelief` weights prior draws by the
+  evaluation env's own likelihood. For customer service that reads the wording ids of the
+  transcript, i.e. the evaluation data's labels: a perfect-model upper bound. The
+  recommendation env's default (its likelihood reads only the clicks the agent saw).
 """
 
 from __future__ import annotations
@@ -24,10 +33,19 @@ from rlagent.pipeline import (
     pipeline_of,
 )
 from rlagent.planning.belief import BeliefModel, ParticleBelief, hide
-from rlagent.planning.config import MCTSConfig, check_settings
+from rlagent.planning.config import MCTSConfig, check_belief, check_settings, split_settings
 from rlagent.planning.env_model import EnvModel
 from rlagent.planning.evaluators import RandomRolloutEvaluator
-from rlagent.planning.model import PlanningStateError
+from rlagent.planning.learned_belief import (
+    LearnedBelief,
+    check_probe,
+    check_same_actions,
+    probe_predictor,
+    resolve_belief,
+    takes_posterior,
+    training_env,
+)
+from rlagent.planning.model import BeliefUnavailableError, PlanningStateError
 from rlagent.planning.policy_evaluator import PolicyEvaluator
 from rlagent.planning.search import MCTS, SearchResult
 
@@ -48,23 +66,44 @@ class MCTSAgent:
             action distribution, value from its critic; observations tokenized as the model
             expects), any evaluator with ``evaluate(state, rng)``, or ``None`` for random
             rollouts of at most ``rollout_steps`` steps.
-        model: The planning model of ``env`` (an :class:`EnvModel`); ``None`` builds one,
-            with ``reward_shaping`` when ``policy`` was trained with it.
+        model: The planning model (an :class:`EnvModel`); ``None`` builds one on the model
+            env (see ``belief``), with ``reward_shaping`` when ``policy`` was trained with it.
+            Given, its ``env`` is the model env of a learned belief.
         config: Search settings (:class:`MCTSConfig`).
         env: The environment the agent acts in; its current state is read (``get_state``)
             at every ``act`` and never modified.
         seed: Seed of the agent's generator (re-seeded by ``reset(seed)``).
-        oracle: Plan on the true hidden state (an upper bound, not a fair agent).
-        num_particles: Belief particles (ignored with ``oracle=True``).
-        num_proposals: Prior draws weighted per belief update.
+        oracle: Plan on the true hidden state of ``env`` (an upper bound, not a fair agent);
+            ``belief`` is then unused.
+        belief: ``"learned"``: particles drawn from the posterior that ``policy``'s auxiliary
+            probe reads from the observation (:class:`LearnedBelief`), on a model env built
+            from the settings the model was trained with (``rlagent_spec["env_id"]`` and
+            ``["env_kwargs"]``); needs a model trained with auxiliary targets and an env whose
+            ``sample_hidden`` takes ``posterior=``. ``"env"``: prior draws weighted by
+            ``env``'s own ``log_likelihood`` (:class:`ParticleBelief`), planning on a copy of
+            ``env``; for customer service a perfect-model upper bound (it reads the labels of
+            the evaluation data). ``None``: ``"learned"`` where ``env`` supports it, else
+            ``"env"`` (:func:`rlagent.planning.resolve_belief`).
+        model_env: With ``belief="learned"``: the env to plan on instead of the one rebuilt
+            from the model's settings (it is copied, not stepped).
+        num_particles: Belief particles (unused with ``oracle=True``).
+        num_proposals: Prior draws weighted per update of the ``"env"`` belief.
         rollout_steps: Length limit of random rollouts when ``policy`` is ``None``.
         expected_rewards: Plan on each simulated step's expected reward (the environment's
             ``expected_reward``) instead of a sampled one, when ``model`` is built here;
-            ``None`` (default) does so whenever the environment provides it.
+            ``None`` (default) does so whenever the model env provides it.
 
     Attributes:
+        belief: The :class:`LearnedBelief` or :class:`ParticleBelief` (``None`` with
+            ``oracle=True``).
+        belief_name: ``"learned"``, ``"env"`` or ``"oracle"``.
+        env_model: The planning model; ``env_model.env`` is the model env.
         last_result: The :class:`SearchResult` of the latest decision.
-        belief: The :class:`ParticleBelief` (``None`` with ``oracle=True``).
+
+    Raises:
+        BeliefUnavailableError: ``belief="learned"`` without a model whose auxiliary probe
+            predicts the env's privileged features, or on an env that takes no posterior.
+        ModelEnvActionsError: The model env and ``env`` have different actions.
     """
 
     def __init__(
@@ -76,6 +115,8 @@ class MCTSAgent:
         env: gym.Env,
         seed: int | None = None,
         oracle: bool = False,
+        belief: str | None = None,
+        model_env: gym.Env | None = None,
         num_particles: int = 64,
         num_proposals: int = 256,
         rollout_steps: int = 20,
@@ -87,31 +128,62 @@ class MCTSAgent:
                 "acts in (its unwrapped env must implement get_state/set_state)."
             )
         self.env = env
+        self.oracle = bool(oracle)
+        self.belief_name = resolve_belief(belief, env, oracle=self.oracle)
+        learned = self.belief_name == "learned"
+        if learned:
+            if not takes_posterior(env):
+                raise BeliefUnavailableError(
+                    f"belief='learned': {type(env.unwrapped).__name__}.sample_hidden takes no "
+                    "posterior=..., so no hidden fields can be drawn from what the model reads "
+                    "(docs/custom-envs.md); pass belief='env' (the env's own likelihood)."
+                )
+            check_probe(policy)
         if model is None:
+            plan_env: gym.Env = env
+            if learned:
+                plan_env = model_env if model_env is not None else training_env(policy)
+                check_same_actions(plan_env, env)
             spec = getattr(policy, "rlagent_spec", None) or {}
             # A critic trained on shaped rewards values shaped returns: plan on them too.
             if expected_rewards is None:
-                expected_rewards = callable(getattr(env.unwrapped, "expected_reward", None))
+                expected_rewards = callable(getattr(plan_env.unwrapped, "expected_reward", None))
             model = EnvModel(
-                env,
+                plan_env,
+                copy_env=not learned or model_env is not None,
                 reward_shaping=bool(spec.get("reward_shaping")),
                 expected_rewards=expected_rewards,
             )
+        elif learned:
+            if getattr(model, "env", None) is None:
+                raise PlanningStateError(
+                    f"MCTSAgent: belief='learned' draws particles on the model's env, and "
+                    f"{type(model).__name__} has no .env; pass an EnvModel, or model=None."
+                )
+            check_same_actions(model.env, env)
         self.env_model = model
         self.config = config if config is not None else MCTSConfig()
-        self.oracle = bool(oracle)
         if self.oracle:
-            self.belief = None
+            self.belief: LearnedBelief | ParticleBelief | None = None
             self._belief_model = None
             planning_model: Any = self.env_model
         else:
-            self.belief = ParticleBelief(
-                env.unwrapped, num_particles=num_particles, num_proposals=num_proposals
-            )
+            if learned:
+                self.belief = LearnedBelief(
+                    model.env,
+                    probe_predictor(policy, model.env),
+                    num_particles=num_particles,
+                )
+            else:
+                self.belief = ParticleBelief(
+                    env.unwrapped, num_particles=num_particles, num_proposals=num_proposals
+                )
             self._belief_model = BeliefModel(self.env_model)
             planning_model = self._belief_model
+        # The observations the policy reads are rendered by the model env.
+        observed_env = model.env if learned else env
         self.evaluator = _make_evaluator(
-            policy, planning_model, env, self.config.discount, rollout_steps
+            policy, planning_model, observed_env, self.config.discount, rollout_steps
         )
         self.search = MCTS(planning_model, self.config, self.evaluator)
         self._seed = seed
@@ -200,6 +272,8 @@ def make_planning_agent(
     simulations: int | None = None,
     seed: int | None = None,
     oracle: bool = False,
+    belief: str | None = None,
+    model_env: gym.Env | None = None,
     config: MCTSConfig | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> MCTSAgent:
@@ -220,9 +294,16 @@ def make_planning_agent(
             ``num_simulations``, else :data:`DEFAULT_SIMULATIONS`.
         seed: Seed of the planner (episodes are re-seeded by ``reset(seed)``).
         oracle: Plan on the true hidden state (report as an upper bound).
+        belief: ``"learned"`` (hidden fields from what the model reads; the model env built
+            from its training settings), ``"env"`` (the evaluation env's own likelihood; for
+            customer service a perfect-model upper bound that reads the labels), or ``None``:
+            ``settings["belief"]`` if given, else ``"learned"`` where ``env`` supports it and
+            ``"env"`` elsewhere (see :class:`MCTSAgent`).
+        model_env: With ``belief="learned"``, the env to plan on instead of the one rebuilt
+            from the model's training settings.
         config: Full search settings; overrides the defaults above.
         settings: :class:`MCTSConfig` fields that change the defaults above (or ``config``),
-            e.g. ``{"max_depth": 1, "common_random_numbers": True}``; what
+            e.g. ``{"max_depth": 1, "common_random_numbers": True}``, and ``"belief"``; what
             ``rlagent evaluate --planner-config FILE.yaml`` reads.
 
     Returns:
@@ -230,10 +311,17 @@ def make_planning_agent(
 
     Raises:
         PlanningConfigError: ``settings`` names a field that :class:`MCTSConfig` lacks, or a
-            value out of range.
+            value out of range, or ``belief`` is not a belief's name.
+        BeliefUnavailableError: The learned belief cannot be built (no model with an
+            auxiliary probe): pass ``belief="env"`` or a model trained with auxiliary targets.
+        ModelEnvActionsError: The model's training env and ``env`` have different actions.
     """
+    agent_settings: dict[str, Any] = {}
     if settings:
         check_settings(settings)
+        agent_settings, settings = split_settings(settings)
+    if belief is None:
+        belief = check_belief(agent_settings.get("belief"), "Planner settings")
     if config is None:
         budget = simulations or int((settings or {}).get("num_simulations", DEFAULT_SIMULATIONS))
         if ppo_model is None:
@@ -252,4 +340,13 @@ def make_planning_agent(
     if simulations is not None and config.num_simulations != simulations:
         # An explicit budget (the command line's --simulations) beats every file.
         config = dataclasses.replace(config, num_simulations=simulations)
-    return MCTSAgent(ppo_model, None, config, env=env, seed=seed, oracle=oracle)
+    return MCTSAgent(
+        ppo_model,
+        None,
+        config,
+        env=env,
+        seed=seed,
+        oracle=oracle,
+        belief=belief,
+        model_env=model_env,
+    )

@@ -11,7 +11,21 @@ from typing import Any, Literal
 
 from rlagent.planning.model import PlanningConfigError
 
-__all__ = ["MCTSConfig", "bundled_planner_settings", "check_settings", "read_planner_settings"]
+__all__ = [
+    "AGENT_SETTINGS",
+    "BELIEFS",
+    "MCTSConfig",
+    "bundled_planner_settings",
+    "check_belief",
+    "check_settings",
+    "read_planner_settings",
+    "split_settings",
+]
+
+#: The beliefs over hidden state a planning agent can use (see docs/planning.md).
+BELIEFS: tuple[str, ...] = ("learned", "env")
+#: Planner settings that are the agent's rather than the search's (:class:`MCTSConfig`'s).
+AGENT_SETTINGS: tuple[str, ...] = ("belief",)
 
 _BUNDLED_DIR = Path(__file__).resolve().parent.parent / "configs" / "planning"
 
@@ -233,25 +247,54 @@ def read_planner_settings(path: str | Path) -> dict[str, Any]:
     from rlagent._yaml import read_yaml_mapping
 
     data = read_yaml_mapping(path, what="Planner config", error=PlanningConfigError)
-    check_settings(data, f"Planner config {path}")
-    MCTSConfig(**data)
+    source = f"Planner config {path}"
+    check_settings(data, source)
+    agent, search = split_settings(data)
+    if "belief" in agent:
+        check_belief(agent["belief"], source)
+    MCTSConfig(**search)
     return dict(data)
 
 
 def check_settings(settings: Mapping[str, Any], source: str = "Planner settings") -> None:
     """Raise :class:`PlanningConfigError` if ``settings`` names a field MCTSConfig lacks.
 
+    The agent's own settings (:data:`AGENT_SETTINGS`: ``belief``) are allowed beside the
+    :class:`MCTSConfig` fields.
+
     Args:
         settings: Field names and values.
         source: Where they came from, for the message.
     """
     known = {f.name for f in dataclasses.fields(MCTSConfig)}
-    unknown = sorted(map(str, set(settings) - known))
+    unknown = sorted(map(str, set(settings) - known - set(AGENT_SETTINGS)))
     if unknown:
         raise PlanningConfigError(
             f"{source}: {', '.join(unknown)} are not MCTSConfig fields; known fields are "
-            f"{', '.join(sorted(known))}."
+            f"{', '.join(sorted(known))} (and the agent's {', '.join(AGENT_SETTINGS)})."
         )
+
+
+def split_settings(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(agent settings, MCTSConfig fields)`` of a planner settings mapping."""
+    agent = {k: v for k, v in settings.items() if k in AGENT_SETTINGS}
+    search = {k: v for k, v in settings.items() if k not in AGENT_SETTINGS}
+    return agent, search
+
+
+def check_belief(belief: Any, source: str = "belief") -> str | None:
+    """``belief`` if it names one of :data:`BELIEFS` (or is ``None``, the env's default).
+
+    Raises:
+        PlanningConfigError: For any other value.
+    """
+    if belief is None or (isinstance(belief, str) and belief in BELIEFS):
+        return belief
+    raise PlanningConfigError(
+        f"{source}: belief={belief!r}; expected one of {', '.join(map(repr, BELIEFS))}: "
+        "'learned' draws the hidden fields from what the model reads in the text, 'env' "
+        "weights them by the env's own likelihood (a perfect-model upper bound)."
+    )
 
 
 def bundled_planner_settings(env_id: str | None) -> dict[str, Any]:

@@ -27,8 +27,10 @@ import numpy as np
 
 __all__ = [
     "BatchEvaluator",
+    "BeliefUnavailableError",
     "Evaluator",
     "Model",
+    "ModelEnvActionsError",
     "PlanningError",
     "PlanningConfigError",
     "PlanningStateError",
@@ -48,6 +50,14 @@ class PlanningConfigError(PlanningError, ValueError):
 
 class PlanningStateError(PlanningError, ValueError):
     """A state, model or environment cannot be planned on as given."""
+
+
+class BeliefUnavailableError(PlanningConfigError):
+    """The belief asked for cannot be built (e.g. a learned belief from a model without probe)."""
+
+
+class ModelEnvActionsError(PlanningStateError):
+    """The planner's model env and the env the agent acts in have different actions."""
 
 
 @runtime_checkable

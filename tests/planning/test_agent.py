@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from typing import ClassVar
@@ -169,7 +170,8 @@ def _run_episode(agent, env, seed, max_steps=6):
 @pytest.mark.parametrize("oracle", [False, True])
 def test_planning_agent_runs_and_is_deterministic(env_id, oracle):
     env = gym.make(env_id)
-    agent = make_planning_agent(None, env, simulations=16, seed=3, oracle=oracle)
+    # No model reads the text: the env's own likelihood (an upper bound) is the belief.
+    agent = make_planning_agent(None, env, simulations=16, seed=3, oracle=oracle, belief="env")
     first = _run_episode(agent, env, seed=11)
     second = _run_episode(agent, env, seed=11)
     assert first == second
@@ -263,7 +265,7 @@ def test_make_planning_agent_with_a_text_ppo_model():
     ppo = make_ppo(
         env, encoder="tiny-random", n_envs=1, seed=0, device="cpu", n_steps=16, batch_size=16
     )
-    agent = make_planning_agent(ppo, env, simulations=16, seed=0)
+    agent = make_planning_agent(ppo, env, simulations=16, seed=0, belief="env")
     assert agent.config.selection == "puct" and agent.config.discount == ppo.gamma
     assert agent.evaluator.value_scale == 1.0
     actions, _ = _run_episode(agent, env, seed=0, max_steps=2)
@@ -277,7 +279,7 @@ def test_planning_values_undo_the_reward_scale_the_critic_was_trained_with():
 
     env = gym.make("rlagent/CustomerService-v0")
     ppo = make_ppo(env, encoder="tiny-random", n_envs=1, seed=0, device="cpu", reward_scale=0.05)
-    agent = make_planning_agent(ppo, env, simulations=4, seed=0)
+    agent = make_planning_agent(ppo, env, simulations=4, seed=0, belief="env")
     assert agent.evaluator.value_scale == pytest.approx(20.0)
 
 
@@ -310,7 +312,7 @@ def test_a_masked_model_reads_the_simulated_states_mask(oracle):
     rejected = base.get_state()
     base.set_state(start)  # the real env is back at the start: nothing is masked there
     assert base.action_masks().all() and not EnvModel(env).action_mask(rejected)[wrong]
-    agent = make_planning_agent(ppo, env, simulations=4, seed=0, oracle=oracle)
+    agent = make_planning_agent(ppo, env, simulations=4, seed=0, oracle=oracle, belief="env")
     rng = np.random.default_rng(0)
     priors, _ = agent.evaluator.evaluate(rejected, rng)
     assert priors[wrong] < 1e-6 and sum(priors) == pytest.approx(1.0, abs=1e-5)
@@ -350,8 +352,10 @@ def test_planner_settings_change_the_defaults(tmp_path):
 
     env = gym.make("rlagent/CustomerService-v0")
     ppo = make_ppo(env, encoder="tiny-random", n_envs=1, seed=0, device="cpu")
-    settings = {"max_depth": 1, "common_random_numbers": True}
+    settings = {"max_depth": 1, "common_random_numbers": True, "belief": "env"}
     agent = make_planning_agent(ppo, env, simulations=8, seed=0, settings=settings)
+    assert agent.belief_name == "env"
+    settings.pop("belief")
     config = agent.config
     assert (config.max_depth, config.common_random_numbers) == (1, True)
     assert config.selection == "puct" and config.num_simulations == 8  # other defaults kept
@@ -377,14 +381,15 @@ def test_planner_settings_change_the_defaults(tmp_path):
 
 def test_an_explicit_simulation_budget_beats_the_planner_settings():
     env = gym.make("rlagent/CustomerService-v0")
-    settings = {"num_simulations": 4, "max_depth": 1}
+    settings = {"num_simulations": 4, "max_depth": 1, "belief": "env"}
     explicit = make_planning_agent(None, env, simulations=8, settings=settings)
     assert (explicit.config.num_simulations, explicit.config.max_depth) == (8, 1)
     assert make_planning_agent(None, env, settings=settings).config.num_simulations == 4
-    assert make_planning_agent(None, env).config.num_simulations == 100
+    assert make_planning_agent(None, env, belief="env").config.num_simulations == 100
     config = dataclasses.replace(MCTSConfig(), num_simulations=16)
-    assert make_planning_agent(None, env, config=config).config.num_simulations == 16
-    assert make_planning_agent(None, env, simulations=2, config=config).config.num_simulations == 2
+    plan = functools.partial(make_planning_agent, None, env, config=config, belief="env")
+    assert plan().config.num_simulations == 16
+    assert plan(simulations=2).config.num_simulations == 2
 
 
 def test_cli_evaluates_a_planner_with_a_planner_config(tmp_path, capsys):
@@ -407,6 +412,7 @@ def test_cli_evaluates_a_planner_with_a_planner_config(tmp_path, capsys):
     settings.write_text("max_depth: 1\ncommon_random_numbers: true\n")
     args = ["evaluate", str(tmp_path / "m"), "--episodes", "1", "--no-baselines", "--json"]
     plan = ["--planner", "mcts", "--simulations", "4", "--planner-config", str(settings)]
+    plan += ["--belief", "env"]  # the model has no auxiliary probe to read beliefs with
     assert main(args + plan) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 1
     assert main(args + ["--planner-config", str(settings)]) == 2
