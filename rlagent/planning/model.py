@@ -16,6 +16,17 @@ lead to equal states are the same chance outcome. The planner never copies or mu
 
 An *evaluator* gives, for a leaf state, prior probabilities over ``model.actions(state)`` (or
 ``None`` for uniform) and an estimate of the discounted return from that state onwards.
+
+An environment planned on through :class:`~rlagent.planning.EnvModel` with hidden state (its
+state class names the fields in ``HIDDEN``) offers the beliefs' seams:
+
+* ``sample_hidden(state, rng)`` draws the hidden fields from its prior and
+  ``log_likelihood(state)`` scores the observed history under them
+  (:class:`~rlagent.planning.ParticleBelief`, ``belief="env"``);
+* ``sample_hidden(state, rng, posterior=p)`` draws them from ``p``, one probability per entry
+  of its ``privileged_features()`` as a model's auxiliary probe predicts them from the
+  observation, reading only the observable fields of ``state``
+  (:class:`~rlagent.planning.LearnedBelief`, ``belief="learned"``, the default where offered).
 """
 
 from __future__ import annotations
