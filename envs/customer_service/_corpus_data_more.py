@@ -221,7 +221,7 @@ INTENTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
         "How much money can go through a throw-away card?",
         "max on disposable card",
         "I'd like to understand the rules and limits for disposable cards before I use one.",
-        "Are the disposable card limits different on the {card} plan?",
+        "Are disposable card limits different for a {card} card?",
         "My disposable card got refused at {merchant} for {amount}, is there a limit?",
         "How many disposable card can I have in same time?",
     ), (
