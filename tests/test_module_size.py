@@ -11,6 +11,7 @@ MAX_LINES = 600
 #: Modules that are data tables, not code: exempt from the limit (path -> what the table holds).
 DATA_TABLES: dict[str, str] = {
     "envs/customer_service/_corpus_data.py": "the built-in corpus's templates and phrases",
+    "envs/customer_service/_corpus_data_more.py": "the built-in corpus's added intents",
 }
 
 #: Modules over the limit that another change is splitting. Each is reported as an expected

@@ -8,9 +8,11 @@ from __future__ import annotations
 from envs.customer_service.baselines import HeuristicPolicy, OraclePolicy, RandomPolicy
 from envs.customer_service.config import RewardConfig
 from envs.customer_service.corpus import (
+    CORPORA,
     MOODS,
     UtteranceBank,
     builtin_bank,
+    builtin_intents,
     corpus_statistics,
     iter_openings,
 )
@@ -30,6 +32,7 @@ from envs.customer_service.errors import (
 )
 
 __all__ = [
+    "CORPORA",
     "MOODS",
     "CustomerServiceConfigError",
     "CustomerServiceEnv",
@@ -45,6 +48,7 @@ __all__ = [
     "TurnKind",
     "UtteranceBank",
     "builtin_bank",
+    "builtin_intents",
     "corpus_statistics",
     "dataset_bank",
     "iter_openings",

@@ -2,7 +2,8 @@
 
 Run ``python -m envs.customer_service.baseline_table --episodes 1000`` (add
 ``--banking77 DIR`` for the Banking77 rows, DIR holding ``train.csv`` and ``test.csv``; the
-validation rows are the part of ``train.csv`` that ``split="val"`` holds out).
+validation rows are the part of ``train.csv`` that ``split="val"`` holds out). The built-in
+rows come for the full corpus and for ``corpus="core"``, the 44 intents of earlier releases.
 Uses gymnasium and numpy only.
 """
 
@@ -59,9 +60,9 @@ def evaluate_baseline(
 
 def _rows(banking77: str | None) -> list[tuple[str, dict[str, Any]]]:
     rows: list[tuple[str, dict[str, Any]]] = [
-        ("built-in train", {"split": "train"}),
-        ("built-in val", {"split": "val"}),
-        ("built-in test", {"split": "test"}),
+        (f"built-in{label} {split}", {"split": split, **kwargs})
+        for label, kwargs in (("", {}), (", core", {"corpus": "core"}))
+        for split in ("train", "val", "test")
     ]
     if banking77:
         train, test = os.path.join(banking77, "train.csv"), os.path.join(banking77, "test.csv")

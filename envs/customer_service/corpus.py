@@ -6,10 +6,12 @@ before and after a request, and short replies. The environment draws every utter
 bank, and uses the same bank to score how likely a transcript is under a hypothesised hidden
 state (:meth:`CustomerServiceEnv.log_likelihood`).
 
-:func:`builtin_bank` compiles the corpus in :mod:`envs.customer_service._corpus_data` for one
-split; the train, val and test splits share intents and groups but no templates or mood
-phrases. Train is for learning, val (validation) for every choice (the best checkpoint,
-hyperparameters, variants), test for a config's final figure.
+:func:`builtin_bank` compiles the built-in corpus for one split and one intent set
+(:data:`CORPORA`): ``"full"``, every intent (``_corpus_data`` and ``_corpus_data_more``), or
+``"core"``, the 44 intents of earlier releases (``_corpus_data`` alone). The train, val and
+test splits share intents and groups but no templates or mood phrases. Train is for learning,
+val (validation) for every choice (the best checkpoint, hyperparameters, variants), test for a
+config's final figure.
 """
 
 from __future__ import annotations
@@ -26,14 +28,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.customer_service import _corpus_data as data
+from envs.customer_service import _corpus_data_more as data_more
 from envs.customer_service.errors import CustomerServiceConfigError
 
 __all__ = [
+    "CORPORA",
+    "DEFAULT_CORPUS",
     "MOODS",
     "SPLITS",
     "Template",
     "UtteranceBank",
     "builtin_bank",
+    "builtin_intents",
     "corpus_statistics",
     "iter_openings",
 ]
@@ -42,6 +48,10 @@ __all__ = [
 MOODS: tuple[str, ...] = ("calm", "frustrated", "angry")
 #: Corpus splits (training, validation, test); their templates and mood phrases are disjoint.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: Built-in intent sets: every intent, or the 44 intents of earlier releases (their figures).
+CORPORA: tuple[str, ...] = ("full", "core")
+#: The intent set an env without ``dataset=`` uses when ``corpus`` is not given.
+DEFAULT_CORPUS: str = "full"
 #: Kinds of customer reply besides requests (see ``_corpus_data.REPLIES``).
 REPLY_KINDS: tuple[str, ...] = ("complaint", "ack", "leave", "thanks", "handoff")
 
@@ -204,6 +214,33 @@ def check_split(split: str) -> None:
         )
 
 
+def check_corpus(corpus: str) -> None:
+    """Raise :class:`CustomerServiceConfigError` unless ``corpus`` is one of :data:`CORPORA`."""
+    if corpus not in CORPORA:
+        raise CustomerServiceConfigError(
+            f"corpus={corpus!r} is not a built-in intent set; expected one of {CORPORA}. Pass "
+            'corpus="full" for every built-in intent (the default) or corpus="core" for the 44 '
+            "intents of earlier releases."
+        )
+
+
+def builtin_intents(
+    corpus: str = DEFAULT_CORPUS,
+) -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
+    """The built-in intents of ``corpus``: ``intent -> (group, train, val, test templates)``.
+
+    ``"core"`` gives the 44 intents of earlier releases, in their order; ``"full"`` gives
+    them followed by the intents of ``_corpus_data_more``.
+
+    Raises:
+        CustomerServiceConfigError: If ``corpus`` is not one of :data:`CORPORA`.
+    """
+    check_corpus(corpus)
+    if corpus == "core":
+        return dict(data.INTENTS)
+    return {**data.INTENTS, **data_more.INTENTS}
+
+
 def wording_tables(split: str) -> dict[str, object]:
     """Vague openings, mood phrases and replies of ``split`` (shared by every bank)."""
     index = SPLITS.index(split)
@@ -258,20 +295,32 @@ def make_bank(
     )
 
 
-@functools.cache
-def builtin_bank(split: str = "train") -> UtteranceBank:
+def builtin_bank(split: str = "train", corpus: str = DEFAULT_CORPUS) -> UtteranceBank:
     """The built-in banking corpus for ``split`` (one of :data:`SPLITS`), compiled once.
 
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        corpus: ``"full"`` (every built-in intent) or ``"core"`` (the 44 intents of earlier
+            releases); see :data:`CORPORA`.
+
     Raises:
-        CustomerServiceConfigError: If ``split`` is not a corpus split.
+        CustomerServiceConfigError: If ``split`` is not a corpus split or ``corpus`` not an
+            intent set.
     """
     check_split(split)
+    check_corpus(corpus)
+    return _compiled_bank(split, corpus)
+
+
+@functools.cache
+def _compiled_bank(split: str, corpus: str) -> UtteranceBank:
+    table = builtin_intents(corpus)
     index = SPLITS.index(split)
     groups = [g for g, _ in data.GROUPS]
     labels = [label for _, label in data.GROUPS]
-    intents = list(data.INTENTS)
-    intent_group = [groups.index(data.INTENTS[i][0]) for i in intents]
-    templates = [[Template.parse(t) for t in data.INTENTS[i][1 + index]] for i in intents]
+    intents = list(table)
+    intent_group = [groups.index(table[i][0]) for i in intents]
+    templates = [[Template.parse(t) for t in table[i][1 + index]] for i in intents]
     return make_bank(
         groups=groups,
         labels=labels,
@@ -311,7 +360,7 @@ def iter_openings(bank: UtteranceBank) -> Iterator[str]:
                     yield " ".join(part for part in (opener, request, closer) if part)
 
 
-def corpus_statistics(split: str = "train") -> dict[str, int]:
+def corpus_statistics(split: str = "train", corpus: str = DEFAULT_CORPUS) -> dict[str, int]:
     """Counts describing a built-in corpus split: groups, intents, templates, phrases, openings.
 
     ``specific_templates`` and ``vague_templates`` count phrasings (before slots are filled);
@@ -324,11 +373,13 @@ def corpus_statistics(split: str = "train") -> dict[str, int]:
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
+        corpus: ``"full"`` or ``"core"`` (see :func:`builtin_bank`).
 
     Raises:
-        CustomerServiceConfigError: If ``split`` is not a corpus split.
+        CustomerServiceConfigError: If ``split`` is not a corpus split or ``corpus`` not an
+            intent set.
     """
-    bank = builtin_bank(split)
+    bank = builtin_bank(split, corpus)
     requests = {
         r for b in _request_body_ids(bank) for r in _expand(bank.bodies[b], bank.slot_values)
     }

@@ -22,7 +22,14 @@ from envs.customer_service._planning import _PlanningSupport
 from envs.customer_service._rendering import _DialogueRendering
 from envs.customer_service.baselines import HeuristicPolicy, OraclePolicy, RandomPolicy
 from envs.customer_service.config import RewardConfig
-from envs.customer_service.corpus import MOODS, UtteranceBank, builtin_bank, check_split
+from envs.customer_service.corpus import (
+    DEFAULT_CORPUS,
+    MOODS,
+    UtteranceBank,
+    builtin_bank,
+    check_corpus,
+    check_split,
+)
 from envs.customer_service.dataset import DEFAULT_VAL_FRACTION, check_val_fraction, dataset_bank
 from envs.customer_service.errors import (
     CustomerServiceConfigError,
@@ -39,14 +46,15 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
 
     ## Description
 
-    Each episode a customer writes in about one of 44 intents (built-in corpus) or one of the
-    categories of a user's CSV (e.g. Banking77's 77), each belonging to a resolution group
-    (11 built-in groups, such as ``card_delivery`` or ``transfers``). The agent reads the
-    dialogue and, each turn, resolves a group, asks the customer to clarify, apologises or
-    escalates to a specialist. The customer's mood (calm, frustrated, angry) shows only through
-    wording; the intent shows through the request, unless the opening was vague ("there's a
-    problem with my card"), which names only a topic spanning several groups. Wrong guesses,
-    needless clarification questions and slow service upset the customer; apologies calm them.
+    Each episode a customer writes in about one of 78 intents (built-in corpus; 44 with
+    ``corpus="core"``) or one of the categories of a user's CSV (e.g. Banking77's 77), each
+    belonging to a resolution group (11 built-in groups, such as ``card_delivery`` or
+    ``money_transfers``). The agent reads the dialogue and, each turn, resolves a group, asks
+    the customer to clarify, apologises or escalates to a specialist. The customer's mood
+    (calm, frustrated, angry) shows only through wording; the intent shows through the request,
+    unless the opening was vague ("there's a problem with my card"), which names only a topic
+    spanning several groups. Wrong guesses, needless clarification questions and slow service
+    upset the customer; apologies calm them.
 
     Customer dynamics (deterministic given the hidden state, except for wording):
 
@@ -112,8 +120,8 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
 
     Splits: ``split="train"`` for learning, ``split="val"`` (validation) for every choice
     (the best checkpoint, hyperparameters, variants) and ``split="test"`` once per config for
-    the figure reported. The built-in corpus has disjoint phrasings per split (44 intents;
-    827 specific and 41 vague templates for train, 88 and 6 each for val and test). With
+    the figure reported. The built-in corpus has disjoint phrasings per split (78 intents;
+    1,473 specific and 41 vague templates for train, 156 and 6 each for val and test). With
     ``dataset=``, train and val are two parts of the training file: ``val_fraction`` (0.1) of
     each category's distinct texts, chosen by a stable hash of the text (the same whatever the
     row order), is held out for ``split="val"`` and the rest used by ``split="train"``; at
@@ -127,6 +135,9 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
       first release. Later, backward compatible: ``split="val"`` (new phrasings; train and
       test unchanged) and ``val_fraction`` (dataset mode: ``split="train"`` now leaves out
       the held-out tenth of the training file; pass ``val_fraction=0`` for every row).
+      Then the built-in corpus grew from 44 to 78 intents (every kind of request of the
+      bundled Banking77 mapping has one); ``corpus="core"`` keeps the 44 intents, and so the
+      figures measured before the change.
 
     Example:
         >>> import gymnasium as gym, envs
@@ -161,6 +172,7 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
         dataset: str | os.PathLike | None = None,
         groups: Mapping[str, str] | str | os.PathLike | None = None,
         val_fraction: float = DEFAULT_VAL_FRACTION,
+        corpus: str | None = None,
         reward: RewardConfig | None = None,
         patience: tuple[int, int] = (4, 8),
         vague_prob: float = 0.3,
@@ -186,6 +198,10 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
             val_fraction: With ``dataset``: the share of each category's distinct texts held
                 out of ``split="train"`` for ``split="val"``, in [0, 1) (see
                 :func:`envs.customer_service.dataset.validation_split`). Unused otherwise.
+            corpus: Without ``dataset``: which built-in intents customers have, ``"full"``
+                (all 78; what ``None`` means) or ``"core"`` (the 44 intents of earlier
+                releases, on which earlier figures were measured). Not allowed with
+                ``dataset``, whose categories are the intents.
             reward: Reward configuration; ``None`` for the defaults.
             patience: Inclusive range the customer's patience (agent turns) is drawn from.
             vague_prob: Probability that the opening is vague.
@@ -227,8 +243,18 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
                 "groups= was given without dataset=; groups maps a dataset's categories, so "
                 "pass dataset=PATH too (the built-in corpus has its own groups)."
             )
+        if corpus is not None and dataset is not None:
+            raise CustomerServiceConfigError(
+                f"corpus={corpus!r} was given with dataset=; corpus picks built-in intents and a "
+                "dataset's categories replace them, so pass one or the other."
+            )
+        if dataset is None:
+            corpus = DEFAULT_CORPUS if corpus is None else corpus
+            check_corpus(corpus)
         self.render_mode = render_mode
         self.split = split
+        #: The built-in intent set (``"full"`` or ``"core"``); ``None`` with a dataset.
+        self.corpus: str | None = corpus
         self.val_fraction = val_fraction
         self.reward_config = reward if reward is not None else RewardConfig()
         self.patience_range = (lo, hi)
@@ -239,7 +265,7 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
         self.history = int(history)
         self.max_length = int(max_length)
         self.bank: UtteranceBank = (
-            builtin_bank(split)
+            builtin_bank(split, corpus)
             if dataset is None
             else dataset_bank(dataset, groups, split, val_fraction=val_fraction)
         )

@@ -1,7 +1,8 @@
-"""Built-in customer-service corpus: size, split disjointness, mood tables, wording."""
+"""Built-in customer-service corpus: size, split disjointness, mood tables, wording, corpora."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import re
@@ -9,21 +10,81 @@ import re
 import numpy as np
 import pytest
 
+from envs.customer_service import (
+    CustomerServiceEnv,
+    builtin_bank,
+    builtin_intents,
+    corpus_statistics,
+    iter_openings,
+)
 from envs.customer_service import _corpus_data as data
-from envs.customer_service import builtin_bank, corpus_statistics, iter_openings
-from envs.customer_service.corpus import SPLITS, Template, UtteranceBank
+from envs.customer_service import _corpus_data_more as data_more
+from envs.customer_service.corpus import CORPORA, SPLITS, Template, UtteranceBank
+from envs.customer_service.dataset import load_groups
 from envs.customer_service.errors import CustomerServiceConfigError
 
+#: Every intent of the built-in corpus: ``intent -> (group, train, val, test templates)``.
+ALL_INTENTS = builtin_intents("full")
 
+
+@pytest.mark.parametrize("corpus", CORPORA)
 @pytest.mark.parametrize("split", SPLITS)
-def test_corpus_counts(split):
-    stats = corpus_statistics(split)
-    assert stats["groups"] >= 10
-    assert stats["intents"] >= 40
+def test_corpus_counts(split, corpus):
+    stats = corpus_statistics(split, corpus)
+    assert stats["groups"] == 11
+    assert stats["intents"] == {"full": 78, "core": 44}[corpus]
     assert stats["openings"] >= 5000
-    bank = builtin_bank(split)
+    bank = builtin_bank(split, corpus)
     assert len(set(bank.intent_group)) == len(bank.groups)  # every group has intents
     assert all(len(ids) >= 2 for ids in bank.intent_bodies)
+
+
+def test_core_is_the_earlier_corpus_and_full_extends_it():
+    core, full = builtin_bank("train", "core"), builtin_bank("train", "full")
+    assert core.intents == tuple(data.INTENTS) and len(core.intents) == 44
+    assert full.intents == (*data.INTENTS, *data_more.INTENTS)
+    assert full.intents[:44] == core.intents and full.groups == core.groups
+    assert builtin_bank("train") is full  # the default is the full corpus
+    assert set(data.INTENTS).isdisjoint(data_more.INTENTS)
+    sizes = {
+        corpus: [corpus_statistics(split, corpus)["specific_templates"] for split in SPLITS]
+        for corpus in CORPORA
+    }
+    assert sizes == {"core": [827, 88, 88], "full": [827 + 34 * 19, 156, 156]}
+    assert all(
+        (len(train), len(val), len(test)) == (19, 2, 2)
+        for _, train, val, test in data_more.INTENTS.values()
+    )
+
+
+def test_every_category_of_the_bundled_mapping_has_an_intent_in_its_group():
+    mapping = load_groups(None)
+    assert set(data_more.MAPPING_CATEGORY) == set(ALL_INTENTS)
+    assert set(data_more.MAPPING_CATEGORY.values()) == set(mapping)  # all 77 categories
+    for intent, (group, *_) in ALL_INTENTS.items():
+        assert mapping[data_more.MAPPING_CATEGORY[intent]] == group, intent
+    # Only the core intents cover the mapping's categories of earlier releases: 43 of 77.
+    core = {data_more.MAPPING_CATEGORY[intent] for intent in data.INTENTS}
+    assert len(core) == 43
+    assert core.isdisjoint(data_more.MAPPING_CATEGORY[intent] for intent in data_more.INTENTS)
+
+
+def test_corpus_argument_and_errors():
+    assert CustomerServiceEnv().corpus == "full" and len(CustomerServiceEnv().intents) == 78
+    core = CustomerServiceEnv(corpus="core", split="test")
+    assert core.corpus == "core" and core.intents == tuple(data.INTENTS)
+    assert core.bank is builtin_bank("test", "core")
+    message = (
+        "corpus='all' is not a built-in intent set; expected one of ('full', 'core'). Pass "
+        'corpus="full" for every built-in intent (the default) or corpus="core" for the 44 '
+        "intents of earlier releases."
+    )
+    with pytest.raises(CustomerServiceConfigError, match=re.escape(message)):
+        CustomerServiceEnv(corpus="all")
+    with pytest.raises(CustomerServiceConfigError, match=re.escape(message)):
+        builtin_bank("train", "all")
+    with pytest.raises(CustomerServiceConfigError, match=re.escape(message)):
+        corpus_statistics("train", "all")
 
 
 def test_splits_are_train_val_test():
@@ -35,11 +96,12 @@ def test_opening_count_is_the_number_of_distinct_strings(split):
     assert corpus_statistics(split)["openings"] == len(set(iter_openings(builtin_bank(split))))
 
 
-def test_val_split_has_the_size_of_the_test_split():
-    val, test = corpus_statistics("val"), corpus_statistics("test")
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_val_split_has_the_size_of_the_test_split(corpus):
+    val, test = corpus_statistics("val", corpus), corpus_statistics("test", corpus)
     for key in ("specific_templates", "vague_templates", "opener_phrases", "closer_phrases"):
         assert val[key] == test[key]
-    assert all(len(ids) == 2 for ids in builtin_bank("val").intent_bodies)
+    assert all(len(ids) == 2 for ids in builtin_bank("val", corpus).intent_bodies)
 
 
 def _wording(bank):
@@ -64,7 +126,7 @@ def test_splits_are_pairwise_disjoint(first, second):
 
 def test_data_tables_are_pairwise_disjoint_per_intent_and_topic():
     # Also across intents: no phrasing of one split appears anywhere in another split.
-    for tables in (data.INTENTS.values(), ([None, *pair] for pair in data.VAGUE.values())):
+    for tables in (ALL_INTENTS.values(), ([None, *pair] for pair in data.VAGUE.values())):
         per_split = [set() for _ in SPLITS]
         for row in tables:
             for index, templates in enumerate(row[1:]):
@@ -74,8 +136,16 @@ def test_data_tables_are_pairwise_disjoint_per_intent_and_topic():
             assert a.isdisjoint(b), a & b
 
 
+def test_no_template_is_written_twice():
+    # Across intents and splits: an exact repeat would make two intents share a body.
+    counts = collections.Counter(
+        text for _, *splits in ALL_INTENTS.values() for text in itertools.chain(*splits)
+    )
+    assert not [text for text, n in counts.items() if n > 1]
+
+
 def test_templates_use_known_slots_and_slots_vary():
-    for group, *splits in data.INTENTS.values():
+    for group, *splits in ALL_INTENTS.values():
         assert group in dict(data.GROUPS) and len(splits) == len(SPLITS)
         for text in itertools.chain(*splits):
             template = Template.parse(text)
@@ -94,8 +164,10 @@ def test_templates_use_known_slots_and_slots_vary():
 
 def test_names_never_appear_in_wording():
     # Names are identifiers with underscores; no wording contains an underscore.
-    names = [*data.INTENTS, *(g for g, _ in data.GROUPS)]
+    names = [*ALL_INTENTS, *(g for g, _ in data.GROUPS)]
     assert all("_" in name for name in names)
+    templates = [t for _, *splits in ALL_INTENTS.values() for t in itertools.chain(*splits)]
+    assert not any("_" in text for text in templates)
     bank = builtin_bank("train")
     sample = list(itertools.islice(iter_openings(builtin_bank("test")), 0, 20000, 7))
     sample += list(itertools.islice(iter_openings(builtin_bank("val")), 0, 20000, 7))

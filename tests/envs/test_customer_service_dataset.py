@@ -223,6 +223,18 @@ def test_env_splits_of_a_dataset(tmp_path):
     assert math.isfinite(env.log_likelihood(env.get_state()))
 
 
+def test_corpus_is_not_allowed_with_a_dataset(tmp_path):
+    csv = _write_rows(tmp_path / "d.csv", _rows())
+    groups = {c: "g" for _, c in _rows()}
+    assert CustomerServiceEnv(dataset=csv, groups=groups).corpus is None
+    message = (
+        "corpus='core' was given with dataset=; corpus picks built-in intents and a dataset's "
+        "categories replace them, so pass one or the other."
+    )
+    with pytest.raises(CustomerServiceConfigError, match=re.escape(message)):
+        CustomerServiceEnv(dataset=csv, groups=groups, corpus="core")
+
+
 @pytest.mark.parametrize("fraction", [1.0, -0.1, 1.5, "0.1", True, None])
 def test_bad_val_fraction(tmp_path, fraction):
     csv = _write_rows(tmp_path / "d.csv", _rows())
