@@ -150,7 +150,8 @@ def _evaluator(config: TrainConfig, episodes: int):
 
 def _average_final_model(config: TrainConfig, model: Any, out_dir: Path) -> dict[str, Any]:
     """Average the policy over the last checkpoints in place; its evaluation entry."""
-    used = list_checkpoints(out_dir / "checkpoints")[-(config.average_checkpoints + 1) :]
+    trained = [c for c in list_checkpoints(out_dir / "checkpoints") if c.timesteps > 0]
+    used = trained[-(config.average_checkpoints + 1) :]  # not a warm start's step-0 checkpoint
     if len(used) <= config.average_checkpoints:
         logger.warning(
             "average_checkpoints = %d, but the run has only %d checkpoint(s); averaging those.",

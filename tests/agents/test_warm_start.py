@@ -246,3 +246,18 @@ def test_the_warm_start_group_is_off_by_default_and_merges_key_by_key(tmp_path):
     model = _model(warm_start=True)
     assert model.rlagent_spec["warm_start"] == WarmStartConfig(enabled=True).to_dict()
     assert "warm_start" not in _model().rlagent_spec
+
+
+@pytest.mark.parametrize("env_id", ["rlagent/CustomerService-v0", "rlagent/Recommendation-v0"])
+def test_every_bundled_env_warm_starts_and_clones(env_id):
+    model = _model(
+        env_id,
+        encoder_layers=[-1],
+        n_steps=16,
+        batch_size=16,
+        warm_start={"episodes": 1, "epochs": 1, "batch_size": 16, "bc_decay_steps": 64},
+    )
+    logged = _Logged()
+    model.learn(32, callback=logged)
+    assert model.rlagent_spec["warm_started"]["transitions"] > 0
+    assert [row[2] is not None for row in logged.rows] == [True]

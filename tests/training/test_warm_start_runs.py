@@ -120,6 +120,11 @@ def test_a_run_killed_after_the_warm_start_resumes_from_the_warm_started_policy(
     assert any(not torch.equal(warm_weights[k], trained[k]) for k in warm_weights)
 
 
+def test_tail_averaging_leaves_out_the_warm_started_checkpoint(tmp_path):
+    result = train(_config(average_checkpoints=2, keep_checkpoints=3), tmp_path / "run")
+    assert result.metrics["final"]["averaged_checkpoints"] == [ROLLOUT, 2 * ROLLOUT]
+
+
 def test_train_warm_start_flag_end_to_end(tmp_path, capsys):
     (tmp_path / "tiny.yaml").write_text(
         "max_length: 12\nppo: {n_steps: 32, batch_size: 32, n_epochs: 1}\n"
