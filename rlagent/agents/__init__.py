@@ -9,7 +9,9 @@ from rlagent.agents.auxiliary import (
 )
 from rlagent.agents.behaviour_cloning import (
     BehaviourCloning,
+    CloningScores,
     behaviour_cloning_loss,
+    cloning_scores,
     policy_agreement,
 )
 from rlagent.agents.candidates import CandidateLayoutError
@@ -60,6 +62,8 @@ __all__ = [
     "auxiliary_loss",
     "BehaviourCloning",
     "behaviour_cloning_loss",
+    "CloningScores",
+    "cloning_scores",
     "collect_demonstrations",
     "Demonstrations",
     "ExpertError",

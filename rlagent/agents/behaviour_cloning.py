@@ -13,6 +13,7 @@ over a set number of timesteps, then recomputes the rollout's log-probabilities 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,7 +24,13 @@ from torch import nn
 from rlagent.agents.auxiliary import refresh_log_probs
 from rlagent.agents.demonstrations import Demonstrations, WarmStartError
 
-__all__ = ["BehaviourCloning", "behaviour_cloning_loss", "policy_agreement"]
+__all__ = [
+    "BehaviourCloning",
+    "CloningScores",
+    "behaviour_cloning_loss",
+    "cloning_scores",
+    "policy_agreement",
+]
 
 
 def _actions_for(policy: nn.Module, actions: torch.Tensor) -> torch.Tensor:
@@ -59,37 +66,68 @@ def behaviour_cloning_loss(
     return loss, values.flatten()
 
 
+@dataclass(frozen=True)
+class CloningScores:
+    """How closely a policy follows the expert on demonstrations (evaluation mode, no noise).
+
+    Attributes:
+        accuracy: Share of states where the policy's most likely action is the expert's (a
+            slate counts only when every position matches).
+        policy_loss: Mean negative log-likelihood of the expert's actions, over the states
+            whose action the mask allows (0.0 when none does).
+        value_loss: Mean squared error of the critic to the expert's returns.
+    """
+
+    accuracy: float
+    policy_loss: float
+    value_loss: float
+
+
 @torch.no_grad()
+def cloning_scores(
+    policy: nn.Module, demonstrations: Demonstrations, batch_size: int = 256
+) -> CloningScores:
+    """Score ``policy`` against the expert on ``demonstrations``.
+
+    Args:
+        policy: The policy.
+        demonstrations: The states, the expert's actions and returns.
+        batch_size: States per forward pass.
+
+    Returns:
+        The :class:`CloningScores` (all 0.0 for no demonstrations).
+    """
+    if not len(demonstrations):
+        return CloningScores(0.0, 0.0, 0.0)
+    training = policy.training
+    policy.set_training_mode(False)
+    hits, nll, squared = 0, 0.0, 0.0
+    for index in demonstrations.minibatches(batch_size):
+        observations, actions, returns = demonstrations.batch(index, policy.device)
+        distribution = policy.get_distribution(observations)
+        chosen = distribution.get_actions(deterministic=True).reshape(actions.shape)
+        same = chosen.to(actions.dtype) == actions
+        if same.dim() > 1:
+            same = same.flatten(1).all(dim=1)
+        hits += int(same.sum())
+        allowed = torch.as_tensor(demonstrations.allowed[index], device=policy.device)
+        log_prob = distribution.log_prob(_actions_for(policy, actions))
+        nll -= float(log_prob[allowed].sum())
+        values = policy.predict_values(observations).flatten()
+        squared += float(((values - returns.float()) ** 2).sum())
+    policy.set_training_mode(training)
+    n = len(demonstrations)
+    return CloningScores(hits / n, nll / max(int(demonstrations.allowed.sum()), 1), squared / n)
+
+
 def policy_agreement(
     policy: nn.Module, demonstrations: Demonstrations, batch_size: int = 256
 ) -> float:
     """The share of demonstration states where the policy's most likely action is the expert's.
 
-    A slate counts only when it matches in every position. Evaluation mode, no noise.
-
-    Args:
-        policy: The policy.
-        demonstrations: The states and the expert's actions.
-        batch_size: States per forward pass.
-
-    Returns:
-        The accuracy in [0, 1] (0.0 for no demonstrations).
+    See :func:`cloning_scores` (this is its ``accuracy``).
     """
-    if not len(demonstrations):
-        return 0.0
-    training = policy.training
-    policy.set_training_mode(False)
-    hits = 0
-    for index in demonstrations.minibatches(batch_size):
-        observations, actions, _ = demonstrations.batch(index, policy.device)
-        chosen = policy.get_distribution(observations).get_actions(deterministic=True)
-        chosen = chosen.reshape(actions.shape).to(actions.dtype)
-        same = chosen == actions
-        if same.dim() > 1:
-            same = same.flatten(1).all(dim=1)
-        hits += int(same.sum())
-    policy.set_training_mode(training)
-    return hits / len(demonstrations)
+    return cloning_scores(policy, demonstrations, batch_size).accuracy
 
 
 class BehaviourCloning(BaseCallback):

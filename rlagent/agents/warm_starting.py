@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from rlagent.agents._checks import ConfigError, check_known, check_ranges, is_integer, is_number
 from rlagent.agents.auxiliary import auxiliary_loss
-from rlagent.agents.behaviour_cloning import behaviour_cloning_loss, policy_agreement
+from rlagent.agents.behaviour_cloning import behaviour_cloning_loss, cloning_scores
 from rlagent.agents.demonstrations import (
     Demonstrations,
     Expert,
@@ -169,7 +169,8 @@ class WarmStartResult:
         accuracy: The same after it.
         majority_accuracy: Share of the expert's most frequent action (what always choosing
             it would score).
-        policy_loss: Mean negative log-likelihood of the expert's actions after it.
+        policy_loss: Mean negative log-likelihood of the expert's actions after it
+            (evaluation mode).
         value_loss: Mean squared error of the critic to the expert's returns after it.
         masked_expert_actions: Expert actions the action mask forbade (left out of the
             cross-entropy).
@@ -269,21 +270,6 @@ def model_demonstrations(model: Any) -> Demonstrations:
     return _collect(model, env_id, spec.get("env_kwargs"), config.expert, config.episodes, seed)
 
 
-def _value_loss(policy: nn.Module, demonstrations: Demonstrations) -> float:
-    if not len(demonstrations):
-        return 0.0
-    training = policy.training
-    policy.set_training_mode(False)
-    total = 0.0
-    with torch.no_grad():
-        for index in demonstrations.minibatches(_SCORE_BATCH):
-            observations, _, returns = demonstrations.batch(index, policy.device)
-            values = policy.predict_values(observations).flatten()
-            total += float(F.mse_loss(values, returns.float(), reduction="sum"))
-    policy.set_training_mode(training)
-    return total / len(demonstrations)
-
-
 def _majority(demonstrations: Demonstrations) -> float:
     if not len(demonstrations):
         return 0.0
@@ -298,14 +284,13 @@ def _train(
     config: WarmStartConfig,
     rng: np.random.Generator,
     logger: Any,
-) -> float:
-    """The supervised epochs; returns the last epoch's mean policy loss."""
+) -> None:
+    """The supervised epochs (``warm_start/*`` curves, one point per epoch, on ``logger``)."""
     policy = model.policy
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
     auxiliary = getattr(policy, "auxiliary_targets", None) is not None
     auxiliary_coef = float(((model.rlagent_spec or {}).get("auxiliary") or {}).get("coef") or 1.0)
-    policy_loss = float("nan")
     for epoch in range(config.epochs):
         policy.set_training_mode(True)
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "auxiliary_loss": 0.0}
@@ -327,14 +312,12 @@ def _train(
             sums["policy_loss"] += float(action_loss.detach())
             sums["value_loss"] += float(value_loss.detach())
             batches += 1
-        policy_loss = sums["policy_loss"] / max(batches, 1)
         if logger is not None:
             for key, total in sums.items():
                 if key != "auxiliary_loss" or auxiliary:
                     logger.record(f"warm_start/{key}", total / max(batches, 1))
             logger.dump(epoch + 1)
     policy.set_training_mode(False)
-    return policy_loss
 
 
 def warm_start(
@@ -402,19 +385,20 @@ def warm_start(
     demonstrations = _collect(model, env, env_kwargs, chosen, config.episodes, seed)
     rng = np.random.default_rng(seed)
     policy = model.policy
-    before = policy_agreement(policy, demonstrations, _SCORE_BATCH)
-    policy_loss = _train(model, demonstrations, config, rng, logger)
+    before = cloning_scores(policy, demonstrations, _SCORE_BATCH)
+    _train(model, demonstrations, config, rng, logger)
+    after = cloning_scores(policy, demonstrations, _SCORE_BATCH)
     result = {
         "expert": chosen if isinstance(chosen, str) else getattr(chosen, "__name__", repr(chosen)),
         "episodes": config.episodes,
         "transitions": len(demonstrations),
         "epochs": config.epochs,
         "seed": seed,
-        "accuracy_before": before,
-        "accuracy": policy_agreement(policy, demonstrations, _SCORE_BATCH),
+        "accuracy_before": before.accuracy,
+        "accuracy": after.accuracy,
         "majority_accuracy": _majority(demonstrations),
-        "policy_loss": policy_loss,
-        "value_loss": _value_loss(policy, demonstrations),
+        "policy_loss": after.policy_loss,
+        "value_loss": after.value_loss,
         "masked_expert_actions": int((~demonstrations.allowed).sum()),
         "rebuildable": isinstance(env, str)
         and env == spec.get("env_id")
@@ -426,14 +410,15 @@ def warm_start(
         val = _collect(
             model, source, val_env_kwargs, chosen, config.episodes, seed + DEMONSTRATION_SEED_OFFSET
         )
+        scores = cloning_scores(policy, val, _SCORE_BATCH)
         result.update(
             val_episodes=config.episodes,
-            val_accuracy=policy_agreement(policy, val, _SCORE_BATCH),
-            val_value_loss=_value_loss(policy, val),
+            val_accuracy=scores.accuracy,
+            val_value_loss=scores.value_loss,
         )
     outcome = WarmStartResult(wall_time_s=round(time.perf_counter() - started, 2), **result)
     if logger is not None:
-        for key in ("accuracy_before", "accuracy", "value_loss", "val_accuracy", "val_value_loss"):
+        for key in ("accuracy_before", "accuracy", "val_accuracy", "val_value_loss"):
             value = getattr(outcome, key)
             if value is not None:
                 logger.record(f"warm_start/{key}", float(value))
