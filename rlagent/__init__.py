@@ -43,6 +43,8 @@ _LAZY = {
     "TrainConfig": "rlagent.training",
     "MCTS": "rlagent.planning",
     "MCTSConfig": "rlagent.planning",
+    "WarmStartConfig": "rlagent.agents",
+    "warm_start": "rlagent.agents",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-episodes", type=int)
     train.add_argument("--checkpoint-freq", type=int, help="checkpoint every N steps")
     train.add_argument("--baseline-episodes", type=int, help="episodes per baseline in report.md")
+    train.add_argument(
+        "--warm-start",
+        action="store_true",
+        default=None,
+        help="before PPO, train the policy and critic on the env's expert (its oracle) in the "
+        "training env, then keep a behaviour-cloning term that decays to 0; the config's "
+        "warm_start group tunes it",
+    )
     group = train.add_mutually_exclusive_group()
     group.add_argument(
         "--resume",
@@ -209,6 +217,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         eval_episodes=args.eval_episodes,
         checkpoint_freq=args.checkpoint_freq,
         baseline_episodes=args.baseline_episodes,
+        warm_start={"enabled": True} if args.warm_start else None,
     )
     if args.env is None and not args.resume:
         raise ConfigError(

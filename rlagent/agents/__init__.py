@@ -7,7 +7,21 @@ from rlagent.agents.auxiliary import (
     AuxiliaryTargetsError,
     auxiliary_loss,
 )
+from rlagent.agents.behaviour_cloning import (
+    BehaviourCloning,
+    CloningScores,
+    behaviour_cloning_loss,
+    cloning_scores,
+    policy_agreement,
+)
 from rlagent.agents.candidates import CandidateLayoutError
+from rlagent.agents.demonstrations import (
+    Demonstrations,
+    ExpertError,
+    WarmStartError,
+    collect_demonstrations,
+    make_expert,
+)
 from rlagent.agents.factory import (
     PPO_DEFAULTS,
     make_ppo,
@@ -30,6 +44,12 @@ from rlagent.agents.settings import AgentConfig, AuxiliaryConfig, ConfigError
 from rlagent.agents.slate import SlateDistribution
 from rlagent.agents.text_ppo import TextPPO
 from rlagent.agents.trust import UntrustedFileError, UntrustedModelError, is_pickled_model
+from rlagent.agents.warm_starting import (
+    WarmStartConfig,
+    WarmStartResult,
+    model_demonstrations,
+    warm_start,
+)
 from rlagent.pipeline import NotATextModelError, ObservationPipeline, make_vec_env, pipeline_of
 
 __all__ = [
@@ -40,6 +60,20 @@ __all__ = [
     "AuxiliaryLoss",
     "AuxiliaryTargetsError",
     "auxiliary_loss",
+    "BehaviourCloning",
+    "behaviour_cloning_loss",
+    "CloningScores",
+    "cloning_scores",
+    "collect_demonstrations",
+    "Demonstrations",
+    "ExpertError",
+    "make_expert",
+    "model_demonstrations",
+    "policy_agreement",
+    "WarmStartConfig",
+    "WarmStartError",
+    "WarmStartResult",
+    "warm_start",
     "CandidateLayoutError",
     "CriticOnlyError",
     "ModelEnvMismatchError",

@@ -26,7 +26,13 @@ from stable_baselines3.common.torch_layers import create_mlp
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["AuxiliaryBottleneck", "AuxiliaryLoss", "AuxiliaryTargetsError", "auxiliary_loss"]
+__all__ = [
+    "AuxiliaryBottleneck",
+    "AuxiliaryLoss",
+    "AuxiliaryTargetsError",
+    "auxiliary_loss",
+    "refresh_log_probs",
+]
 
 # Belief noise: each logit gets sum_k sin(<w_k, features>) * sqrt(2 / K) (unit variance), with
 # K random directions w_k of this scale, so the phases spread over many periods between any
@@ -170,22 +176,37 @@ class AuxiliaryLoss(BaseCallback):
         self._refresh_log_probs()
         self.logger.record("train/auxiliary_loss", float(np.mean(losses)))
 
-    @torch.no_grad()
     def _refresh_log_probs(self) -> None:
-        model = self.model
-        buffer = model.rollout_buffer
-        policy = model.policy
-        policy.set_training_mode(False)
-        n = buffer.buffer_size * buffer.n_envs  # get() has flattened the buffer
-        flat = buffer.log_probs.reshape(-1)
-        for start in range(0, n, model.batch_size):
-            index = np.arange(start, min(start + model.batch_size, n))
-            batch = buffer._get_samples(index)
-            actions = batch.actions
-            if isinstance(model.action_space, spaces.Discrete):
-                actions = actions.long().flatten()
-            _, log_prob, _ = policy.evaluate_actions(batch.observations, actions)
-            flat[index] = log_prob.cpu().numpy()
+        refresh_log_probs(self.model)
+
+
+@torch.no_grad()
+def refresh_log_probs(model: Any) -> None:
+    """Recompute the rollout buffer's log-probabilities under the policy as it is now.
+
+    A callback that moves the actor between a rollout and PPO's update (supervised steps such
+    as :class:`AuxiliaryLoss` or :class:`rlagent.agents.BehaviourCloning`) calls this, so PPO's
+    clipped ratio measures its own update from the policy those steps left.
+
+    Args:
+        model: The PPO model whose ``rollout_buffer`` is full (flattened here if no one has
+            read it yet).
+    """
+    buffer = model.rollout_buffer
+    policy = model.policy
+    if not buffer.generator_ready:
+        next(buffer.get(model.batch_size))  # flattens the buffer, as PPO's update reads it
+    policy.set_training_mode(False)
+    n = buffer.buffer_size * buffer.n_envs
+    flat = buffer.log_probs.reshape(-1)
+    for start in range(0, n, model.batch_size):
+        index = np.arange(start, min(start + model.batch_size, n))
+        batch = buffer._get_samples(index)
+        actions = batch.actions
+        if isinstance(model.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        _, log_prob, _ = policy.evaluate_actions(batch.observations, actions)
+        flat[index] = log_prob.cpu().numpy()
 
 
 def _to_cpu(value: Any) -> Any:

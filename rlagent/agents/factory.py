@@ -28,6 +28,7 @@ from rlagent.agents.settings import (
     TRAINABLE_ENCODER_LEARNING_RATE,
     AgentConfig,
     AuxiliaryConfig,
+    WarmStartConfig,
     resolve_schedules,
 )
 from rlagent.agents.text_ppo import TextPPO
@@ -99,6 +100,7 @@ def make_ppo(
     auxiliary: AuxiliaryConfig | Mapping[str, Any] | None = None,
     auxiliary_targets: bool | None = None,
     action_masks: bool | None = None,
+    warm_start: WarmStartConfig | Mapping[str, Any] | bool | None = None,
     **ppo_kwargs: Any,
 ) -> TextPPO:
     """A Stable-Baselines3 PPO agent that reads text through a pretrained encoder.
@@ -167,6 +169,13 @@ def make_ppo(
             acting and in PPO's update (as sb3-contrib's ``MaskablePPO`` does); the env built
             here carries the mask as the ``"action_mask"`` entry, which the policy's layers
             also read. Needs a ``Discrete`` action space and an env id, env or factory.
+        warm_start: A warm start from the env's expert, switched on by this argument
+            (``True`` for the defaults of :class:`rlagent.agents.WarmStartConfig`, or a
+            mapping of its fields or an instance to change them; ``False`` switches a
+            config's warm start off): the first ``model.learn``
+            trains the policy and critic on the expert's demonstrations in the training env
+            before PPO (:func:`rlagent.agents.warm_start`), and PPO keeps a behaviour-cloning
+            term whose weight decays to 0 over ``bc_decay_steps``.
         **ppo_kwargs: Any other ``PPO`` argument.
 
     Returns:
@@ -197,6 +206,7 @@ def make_ppo(
             "expected_rewards": expected_rewards,
             "action_masks": action_masks,
             "auxiliary": auxiliary,
+            "warm_start": _switched_on(warm_start),
         },
         "make_ppo",
     )
@@ -315,7 +325,20 @@ def make_ppo(
         "auxiliary": config.auxiliary.to_dict(),
         "pipeline": pipeline.to_dict(),
     }
+    if config.warm_start.enabled:
+        model.rlagent_spec["warm_start"] = config.warm_start.to_dict()
     return model
+
+
+def _switched_on(warm_start: WarmStartConfig | Mapping[str, Any] | bool | None) -> Any:
+    """``make_ppo``'s ``warm_start`` argument as a group update: given, it switches it on."""
+    if warm_start is None or isinstance(warm_start, bool):
+        return None if warm_start is None else {"enabled": warm_start}
+    if isinstance(warm_start, WarmStartConfig):
+        return {**warm_start.to_dict(), "enabled": True}
+    if isinstance(warm_start, Mapping):
+        return {"enabled": True, **warm_start}
+    return warm_start  # refused with a message by the settings' check
 
 
 def _policy_kwargs(config: AgentConfig, *, auxiliary_targets: bool) -> dict[str, Any]:

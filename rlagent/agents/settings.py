@@ -1,8 +1,9 @@
 """The settings that define a text agent, and the one place their defaults live.
 
 :class:`AgentConfig` holds what :func:`rlagent.make_ppo` builds an agent from (encoder, envs,
-PPO hyperparameters, policy, training-time aids) and :class:`AuxiliaryConfig` its auxiliary
-head group; :class:`rlagent.training.TrainConfig` extends it with the settings of a run.
+PPO hyperparameters, policy, training-time aids), :class:`AuxiliaryConfig` its auxiliary
+head group and :class:`rlagent.agents.WarmStartConfig` its warm-start group;
+:class:`rlagent.training.TrainConfig` extends it with the settings of a run.
 Their field defaults, :data:`PPO_DEFAULTS` and :data:`DEFAULT_NET_ARCH` are the defaults;
 each bundled env's ``rlagent/configs/<Env>.yaml`` overrides them for that env
 (:meth:`AgentConfig.for_env`), so ``make_ppo(env_id)`` and ``rlagent train --env env_id``
@@ -20,7 +21,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rlagent._yaml import read_yaml_mapping
+from rlagent.agents._checks import ConfigError
+from rlagent.agents._checks import check_known as _check_known
+from rlagent.agents._checks import check_ranges as _check_ranges
+from rlagent.agents._checks import is_integer as _integer
+from rlagent.agents._checks import is_number as _number
 from rlagent.agents.auxiliary import AuxiliaryLoss, AuxiliaryTargetsError, belief_noise_spec
+from rlagent.agents.warm_starting import WarmStartConfig
 from rlagent.encoders.extractor import DTYPES, ENCODER_MODES, POOLINGS, layer_indices
 from rlagent.encoders.loading import DEFAULT_ENCODER
 
@@ -32,6 +39,7 @@ __all__ = [
     "AgentConfig",
     "AuxiliaryConfig",
     "ConfigError",
+    "WarmStartConfig",
     "bundled_config_path",
     "merge_settings",
     "resolve_schedules",
@@ -71,18 +79,6 @@ _LEGACY_AUXILIARY = {
 }
 #: Policy keyword arguments of old configs, now fields of the ``auxiliary`` group.
 _LEGACY_POLICY_AUXILIARY = {"auxiliary_bottleneck": "bottleneck", "belief_noise": "belief_noise"}
-
-
-class ConfigError(ValueError):
-    """Raised for a configuration file, setting or override that cannot be used."""
-
-
-def _check_ranges(prefix: str, config: Any, checks: Mapping[str, tuple[bool, str]]) -> None:
-    for name, (ok, expected) in checks.items():
-        if not ok:
-            raise ConfigError(
-                f"{prefix}{name} = {getattr(config, name)!r} is out of range; expected {expected}"
-            )
 
 
 @dataclass(frozen=True)
@@ -231,6 +227,8 @@ class AgentConfig:
         action_masks: Give the actions the env's ``action_masks()`` forbids zero probability
             (the mask is also an observation entry; see :func:`rlagent.make_ppo`).
         auxiliary: The auxiliary head (:class:`AuxiliaryConfig`; a mapping is converted).
+        warm_start: The warm start from an expert's demonstrations
+            (:class:`rlagent.agents.WarmStartConfig`; a mapping is converted); off by default.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -249,12 +247,20 @@ class AgentConfig:
     expected_rewards: bool = False
     action_masks: bool = False
     auxiliary: AuxiliaryConfig = field(default_factory=AuxiliaryConfig)
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
 
     #: Fields holding mappings, merged key by key by :func:`merge_settings`.
-    GROUPS: ClassVar[tuple[str, ...]] = ("env_kwargs", "ppo", "policy_kwargs", "auxiliary")
+    GROUPS: ClassVar[tuple[str, ...]] = (
+        "env_kwargs",
+        "ppo",
+        "policy_kwargs",
+        "auxiliary",
+        "warm_start",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "auxiliary", AuxiliaryConfig.from_dict(self.auxiliary))
+        object.__setattr__(self, "warm_start", WarmStartConfig.from_dict(self.warm_start))
         _check_ranges(
             "",
             self,
@@ -352,9 +358,10 @@ class AgentConfig:
         return kwargs
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict (YAML/JSON-ready), the auxiliary group as a nested mapping."""
+        """A plain dict (YAML/JSON-ready), the typed groups as nested mappings."""
         out = self._settings()
         out["auxiliary"] = self.auxiliary.to_dict()
+        out["warm_start"] = self.warm_start.to_dict()
         return out
 
     def _settings(self) -> dict[str, Any]:
@@ -363,23 +370,6 @@ class AgentConfig:
             if isinstance(value, dict):
                 out[name] = dict(value)
         return out
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_known(data: Mapping[str, Any], known: Iterable[str], source: str, what: str) -> None:
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"{source} unknown {what} setting(s) {', '.join(unknown)}; known {what} settings "
-            f"are {', '.join(sorted(known))}."
-        )
 
 
 def bundled_config_path(env_id: str) -> Path:
@@ -470,17 +460,23 @@ def merge_settings(
     merged = dict(base)
     for key, value in update.items():
         if key in groups and value is not None:
-            if isinstance(value, AuxiliaryConfig):
+            if isinstance(value, _TYPED_GROUPS):
                 value = value.to_dict()
+            elif key == "warm_start" and isinstance(value, bool):
+                value = {"enabled": value}
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
             current = merged.get(key)
-            if isinstance(current, AuxiliaryConfig):
+            if isinstance(current, _TYPED_GROUPS):
                 current = current.to_dict()
             merged[key] = {**(current or {}), **value}
         else:
             merged[key] = value
     return merged
+
+
+#: The settings groups that are dataclasses of their own.
+_TYPED_GROUPS = (AuxiliaryConfig, WarmStartConfig)
 
 
 def resolve_schedules(ppo: Mapping[str, Any]) -> dict[str, Any]:

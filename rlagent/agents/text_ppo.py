@@ -1,35 +1,52 @@
-"""``TextPPO``: Stable-Baselines3's PPO, which also trains the policy's auxiliary head.
+"""``TextPPO``: Stable-Baselines3's PPO, which also runs the agent's training-time aids.
 
 The auxiliary head (:mod:`rlagent.agents.auxiliary`) learns from supervised steps after each
-rollout, a callback. :class:`TextPPO` attaches that callback to every ``learn`` call when the
-agent's settings ask for it (``model.rlagent_spec["auxiliary"]``, written by
-:func:`rlagent.make_ppo`), so ``model.learn(n)`` trains the agent the way ``rlagent train``
-does. Everything else is SB3's ``PPO``; the saved files are the same.
+rollout, a callback; so does the behaviour-cloning term that keeps a warm-started policy close
+to its expert (:mod:`rlagent.agents.behaviour_cloning`). :class:`TextPPO` attaches those
+callbacks to every ``learn`` call when the agent's settings ask for them
+(``model.rlagent_spec["auxiliary"]`` and ``["warm_start"]``, written by
+:func:`rlagent.make_ppo`), and warm-starts a new agent whose settings enable it before its
+first update (:func:`rlagent.agents.warm_start`), so ``model.learn(n)`` trains the agent the
+way ``rlagent train`` does. Everything else is SB3's ``PPO``; the saved files are the same.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 
 from rlagent.agents.auxiliary import AuxiliaryLoss
+from rlagent.agents.behaviour_cloning import BehaviourCloning
 from rlagent.agents.settings import AuxiliaryConfig
+from rlagent.agents.warm_starting import (
+    WarmStartConfig,
+    model_demonstrations,
+    warm_start,
+)
 
 __all__ = ["TextPPO"]
 
 _LOSS = "_auxiliary_loss"
+_CLONING = "_behaviour_cloning"
 
 
 class TextPPO(PPO):
-    """SB3's ``PPO`` whose ``learn`` also runs the agent's :class:`AuxiliaryLoss`.
+    """SB3's ``PPO`` whose ``learn`` also runs the agent's auxiliary loss and warm start.
 
-    The loss is built once from ``rlagent_spec["auxiliary"]`` (an
+    The :class:`AuxiliaryLoss` is built once from ``rlagent_spec["auxiliary"]`` (an
     :class:`rlagent.agents.AuxiliaryConfig` as a dict) and kept across ``learn`` calls, so
     its separate optimizer carries on; it is not saved with the model (a trainer that
     checkpoints a run saves :meth:`AuxiliaryLoss.optimizer_state` beside it). A ``learn``
     call that passes its own :class:`AuxiliaryLoss` uses that one instead.
+
+    With an enabled ``rlagent_spec["warm_start"]`` (an
+    :class:`rlagent.agents.WarmStartConfig` as a dict), the first ``learn`` of an untrained
+    agent that has not been warm-started calls :func:`rlagent.agents.warm_start`, and every
+    ``learn`` runs :attr:`behaviour_cloning` (its demonstrations rebuilt from the settings
+    when this process did not collect them, as in a resumed run).
     """
 
     @property
@@ -43,6 +60,36 @@ class TextPPO(PPO):
                 self.__dict__[_LOSS] = loss
         return loss
 
+    @property
+    def warm_start_config(self) -> WarmStartConfig | None:
+        """The warm-start settings (``None``: not enabled)."""
+        settings = (getattr(self, "rlagent_spec", None) or {}).get("warm_start")
+        if not settings:
+            return None
+        config = WarmStartConfig.from_dict(settings)
+        return config if config.enabled else None
+
+    @property
+    def behaviour_cloning(self) -> BehaviourCloning | None:
+        """The decaying behaviour-cloning term run in ``learn`` (``None``: none)."""
+        config = self.warm_start_config
+        if config is None or not config.clones_during_ppo:
+            return None
+        cached = self.__dict__.get(_CLONING)
+        if cached is not None and cached[0] == config:
+            return cached[1]
+        seed = (getattr(self, "rlagent_spec", None) or {}).get("seed")
+        cloning = BehaviourCloning(
+            config.bc_coef,
+            config.bc_decay_steps,
+            batches=config.bc_batches,
+            batch_size=config.batch_size,
+            demonstrations=partial(model_demonstrations, self),
+            seed=int(seed or 0),
+        )
+        self.__dict__[_CLONING] = (config, cloning)
+        return cloning
+
     def learn(
         self,
         total_timesteps: int,
@@ -52,11 +99,26 @@ class TextPPO(PPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> TextPPO:
-        """SB3's ``PPO.learn``, with :attr:`auxiliary_loss` run first among the callbacks."""
+        """SB3's ``PPO.learn``, warm-starting first if due, with the aids first among callbacks."""
+        spec = getattr(self, "rlagent_spec", None) or {}
+        if (
+            self.warm_start_config is not None
+            and "warm_started" not in spec
+            and self.num_timesteps == 0
+        ):
+            warm_start(self)
         callbacks = _as_list(callback)
+        aids: list[BaseCallback] = []
         loss = self.auxiliary_loss
         if loss is not None and not any(isinstance(c, AuxiliaryLoss) for c in _flat(callbacks)):
-            callback = [loss, *callbacks]
+            aids.append(loss)
+        cloning = self.behaviour_cloning
+        if cloning is not None and not any(
+            isinstance(c, BehaviourCloning) for c in _flat(callbacks)
+        ):
+            aids.append(cloning)
+        if aids:
+            callback = [*aids, *callbacks]
         return super().learn(
             total_timesteps=total_timesteps,
             callback=callback,
@@ -67,7 +129,7 @@ class TextPPO(PPO):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), _LOSS]
+        return [*super()._excluded_save_params(), _LOSS, _CLONING]
 
 
 def _as_list(callback: Any) -> list[BaseCallback]:

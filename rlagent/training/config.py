@@ -23,6 +23,7 @@ from rlagent.agents.settings import (
     AgentConfig,
     AuxiliaryConfig,
     ConfigError,
+    WarmStartConfig,
     merge_settings,
     resolve_schedules,
     translate_legacy_settings,
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigError",
     "SCHEDULABLE",
     "TrainConfig",
+    "WarmStartConfig",
     "check_config_names",
     "default_config_path",
     "load_config",
@@ -48,7 +50,7 @@ class TrainConfig(AgentConfig):
 
     The agent's settings are those of :class:`rlagent.agents.AgentConfig` (``encoder``,
     ``n_envs``, ``max_length``, ``ppo``, ``policy_kwargs``, ``reward_scale``, the
-    ``auxiliary`` group...), with the same defaults; the run adds:
+    ``auxiliary`` and ``warm_start`` groups...), with the same defaults; the run adds:
 
     Attributes:
         env_id: Registered Gymnasium id of the training environment.
@@ -224,6 +226,7 @@ def check_config_names(config: TrainConfig, *, encoder: bool = True) -> None:
         EnvKwargsError: An argument of ``env_kwargs`` or ``eval_env_kwargs`` the env does not
             take, or a value of the wrong type (with "did you mean").
         EncoderNotFoundError: The encoder cannot be found on this machine.
+        ExpertError: The warm start is on and the env has no expert of its name.
     """
     from rlagent.encoders.loading import resolve_encoder_path
     from rlagent.env_making import check_env_kwargs, find_env_spec
@@ -233,6 +236,15 @@ def check_config_names(config: TrainConfig, *, encoder: bool = True) -> None:
     check_env_kwargs(spec, config.resolved_eval_env_kwargs)
     if encoder:
         resolve_encoder_path(config.encoder)
+    if config.warm_start.enabled:
+        from rlagent.agents.demonstrations import make_expert
+        from rlagent.env_making import make_env
+
+        env = make_env(config.env_id, config.env_kwargs)
+        try:
+            make_expert(env, config.warm_start.expert)
+        finally:
+            env.close()
 
 
 def parse_kwargs(pairs: Sequence[str] | None) -> dict[str, Any]:

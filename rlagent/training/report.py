@@ -96,6 +96,34 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _warm_start_lines(warm: Mapping[str, Any]) -> list[str]:
+    val = warm.get("val_accuracy")
+    lines = [
+        "## Warm start",
+        "",
+        f"Before PPO the policy learnt from {warm.get('transitions')} decisions of the "
+        f"`{warm.get('expert')}` expert ({warm.get('episodes')} training-env episodes, "
+        f"{warm.get('epochs')} epochs, {warm.get('wall_time_s', 0.0):.1f} s).",
+        "",
+        "| demonstrations | agreement with the expert | critic's squared error |",
+        "|---|---|---|",
+        f"| training env, before | {warm.get('accuracy_before', 0.0):.3f} | - |",
+        f"| training env, after | {warm.get('accuracy', 0.0):.3f} | "
+        f"{warm.get('value_loss', 0.0):.4f} |",
+    ]
+    if val is not None:
+        lines.append(
+            f"| evaluation env, after | {val:.3f} | {warm.get('val_value_loss') or 0.0:.4f} |"
+        )
+    lines += [
+        "",
+        f"Always choosing the expert's most frequent action would agree "
+        f"{warm.get('majority_accuracy', 0.0):.3f} of the time.",
+        "",
+    ]
+    return lines
+
+
 def write_report(path: Path, metrics: Mapping[str, Any]) -> Path:
     """Write ``report.md``: configuration, final evaluation against baselines, speed.
 
@@ -140,6 +168,8 @@ def write_report(path: Path, metrics: Mapping[str, Any]) -> Path:
     import yaml
 
     lines += [yaml.safe_dump(dict(config), sort_keys=True).rstrip(), "```", ""]
+    if metrics.get("warm_start"):
+        lines += _warm_start_lines(metrics["warm_start"])
     if metrics.get("encoder_cache"):
         cache = metrics["encoder_cache"]
         lines += [

@@ -150,7 +150,8 @@ def _evaluator(config: TrainConfig, episodes: int):
 
 def _average_final_model(config: TrainConfig, model: Any, out_dir: Path) -> dict[str, Any]:
     """Average the policy over the last checkpoints in place; its evaluation entry."""
-    used = list_checkpoints(out_dir / "checkpoints")[-(config.average_checkpoints + 1) :]
+    trained = [c for c in list_checkpoints(out_dir / "checkpoints") if c.timesteps > 0]
+    used = trained[-(config.average_checkpoints + 1) :]  # not a warm start's step-0 checkpoint
     if len(used) <= config.average_checkpoints:
         logger.warning(
             "average_checkpoints = %d, but the run has only %d checkpoint(s); averaging those.",
@@ -352,6 +353,8 @@ def _run(
     )
     callbacks = [EnvMetricsCallback(), run_cb]
     with _catch_signals(stop):
+        if not resume and config.warm_start.enabled:
+            _warm_start(config, model, run_cb, verbose)
         if target > start_steps:
             model.learn(
                 total_timesteps=target - start_steps,
@@ -385,6 +388,31 @@ def _run(
         stopped_early=run_cb.stopped_early,
         metrics=metrics,
     )
+
+
+def _warm_start(config: TrainConfig, model: Any, run_cb: RunCallback, verbose: int) -> None:
+    """Warm-start a new run's model, then checkpoint it, so a resumed run never redoes it.
+
+    The warm start's curves go to the run's TensorBoard folder (the logger PPO then keeps);
+    its agreement with the expert is measured on the training env's demonstrations and on
+    the evaluation (validation) env's.
+    """
+    from rlagent.agents import warm_start
+
+    model.set_logger(configure_logger(verbose, model.tensorboard_log, _TB_NAME, True))
+    result = warm_start(model, val_env_kwargs=config.resolved_eval_env_kwargs, logger=model.logger)
+    logger.info(
+        "Warm start: the policy agrees with the %s on %.3f of %d demonstration states "
+        "(%.3f before; %s on validation), in %.1f s.",
+        result.expert,
+        result.accuracy,
+        result.transitions,
+        result.accuracy_before,
+        "n/a" if result.val_accuracy is None else f"{result.val_accuracy:.3f}",
+        result.wall_time_s,
+    )
+    run_cb.init_callback(model)
+    run_cb.checkpoint()
 
 
 def _load_checkpoint_model(config: TrainConfig, checkpoint: Checkpoint) -> Any:
@@ -425,6 +453,7 @@ def _metrics(
     """The run's ``metrics.json`` without its final evaluation and baselines."""
     wall = run_cb.elapsed()
     timesteps = int(model.num_timesteps)
+    warm = (getattr(model, "rlagent_spec", None) or {}).get("warm_started")
     return {
         "env_id": config.env_id,
         "timesteps": timesteps,
@@ -436,6 +465,7 @@ def _metrics(
         "config": config.to_dict(),
         "eval_history": run_cb.run_state.get("eval_history", []),
         "encoder_cache": cache_info(model),
+        **({"warm_start": warm} if warm else {}),
     }
 
 

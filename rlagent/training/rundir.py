@@ -65,6 +65,7 @@ _FLAGS = {
     "encoder_layers": "--encoder-layers",
     "n_envs": "--n-envs",
     "seed": "--seed",
+    "warm_start": "--warm-start",
 }
 
 
