@@ -5,7 +5,12 @@
 
 from __future__ import annotations
 
-from envs.customer_service.baselines import HeuristicPolicy, OraclePolicy, RandomPolicy
+from envs.customer_service.baselines import (
+    HeuristicPolicy,
+    LabelledPolicy,
+    OraclePolicy,
+    RandomPolicy,
+)
 from envs.customer_service.config import RewardConfig
 from envs.customer_service.corpus import (
     CORPORA,
@@ -42,6 +47,7 @@ __all__ = [
     "EpisodeFinishedError",
     "HeuristicPolicy",
     "InvalidActionError",
+    "LabelledPolicy",
     "OraclePolicy",
     "RandomPolicy",
     "RewardConfig",

@@ -13,7 +13,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["GROUP_KEYWORDS", "UPSET_WORDS", "HeuristicPolicy", "OraclePolicy", "RandomPolicy"]
+__all__ = [
+    "GROUP_KEYWORDS",
+    "UPSET_WORDS",
+    "HeuristicPolicy",
+    "LabelledPolicy",
+    "OraclePolicy",
+    "RandomPolicy",
+]
 
 #: Keywords (regular expressions, matched on lower-cased text) that point to each group; a
 #: support team's rule book written from the training phrasings (the core intents' first, then
@@ -159,3 +166,22 @@ class OraclePolicy:
             if value > best_value:
                 best_k, best_value = k, value
         return base.APOLOGISE if best_k > 0 else group
+
+
+class LabelledPolicy(OraclePolicy):
+    """Acts on the labels of what it has read: the expert that labelled text can teach.
+
+    It knows the intent and mood behind each request it has heard (what an annotator writes
+    down), but not what a vague opening leaves open: until the customer has stated a specific
+    request it asks them to clarify, then it acts as :class:`OraclePolicy` does (apologise as
+    far as it pays, then resolve the labelled group). This is the default expert of the warm
+    start (``rlagent train --warm-start``): a policy that clones it learns to resolve what the
+    text says and to ask when the text does not say.
+    """
+
+    def act(self, observation: Any) -> int:
+        """Ask while no specific request was heard, else the oracle's action."""
+        base = self.env.unwrapped
+        # ``_specified``: the opening was specific, or the customer has answered a question.
+        return super().act(observation) if base._specified else base.ASK_CLARIFY
+

@@ -20,7 +20,12 @@ from envs._text import text_space
 from envs.customer_service import _corpus_data as data
 from envs.customer_service._planning import _PlanningSupport
 from envs.customer_service._rendering import _DialogueRendering
-from envs.customer_service.baselines import HeuristicPolicy, OraclePolicy, RandomPolicy
+from envs.customer_service.baselines import (
+    HeuristicPolicy,
+    LabelledPolicy,
+    OraclePolicy,
+    RandomPolicy,
+)
 from envs.customer_service.config import RewardConfig
 from envs.customer_service.corpus import (
     DEFAULT_CORPUS,
@@ -154,7 +159,10 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
         "random": RandomPolicy,
         "heuristic": HeuristicPolicy,
         "oracle": OraclePolicy,
+        "labelled": LabelledPolicy,
     }
+    #: The baseline a warm start clones by default (``rlagent train --warm-start``).
+    EXPERT: ClassVar[str] = "labelled"
     METRICS: ClassVar[tuple[str, ...]] = (
         "success_rate",
         "turns",

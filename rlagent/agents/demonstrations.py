@@ -117,13 +117,19 @@ def _label(env: gym.Env) -> str:
     return spec.id if spec is not None else type(env.unwrapped).__name__
 
 
-def make_expert(env: gym.Env, expert: Expert) -> Any:
+def default_expert(env: gym.Env) -> str:
+    """The env's own choice of expert (its ``EXPERT`` class attribute), else ``"oracle"``."""
+    return str(getattr(env.unwrapped, "EXPERT", None) or "oracle")
+
+
+def make_expert(env: gym.Env, expert: Expert | None) -> Any:
     """The expert agent for ``env``: a baseline of the env by name, or built by ``expert(env)``.
 
     Args:
         env: The raw env the expert acts in.
-        expert: A name in the env's ``BASELINES`` (e.g. ``"oracle"``), or a function of the
-            env returning an object with ``reset(seed)`` and ``act(observation)``.
+        expert: A name in the env's ``BASELINES`` (e.g. ``"oracle"``), a function of the
+            env returning an object with ``reset(seed)`` and ``act(observation)``, or ``None``
+            for :func:`default_expert`.
 
     Returns:
         The agent.
@@ -131,6 +137,8 @@ def make_expert(env: gym.Env, expert: Expert) -> Any:
     Raises:
         ExpertError: The env declares no baseline of that name, or the agent lacks ``act``.
     """
+    if expert is None:
+        expert = default_expert(env)
     if isinstance(expert, str):
         baselines = dict(getattr(env.unwrapped, "BASELINES", None) or {})
         if expert not in baselines:

@@ -40,6 +40,7 @@ from rlagent.agents.demonstrations import (
     WarmStartError,
     build_env,
     collect_demonstrations,
+    default_expert,
 )
 from rlagent.pipeline import pipeline_of
 
@@ -61,8 +62,10 @@ class WarmStartConfig:
 
     Attributes:
         enabled: Warm-start the agent before PPO (off by default).
-        expert: The env's baseline that demonstrates (a name in its ``BASELINES``); the
-            bundled envs' ``"oracle"`` reads the hidden state.
+        expert: The env's baseline that demonstrates (a name in its ``BASELINES``); ``None``
+            (default): the env's own choice, its ``EXPERT`` attribute (customer service:
+            ``"labelled"``, which resolves the labelled group of a specific request and asks on
+            a vague one), else ``"oracle"``, which reads the hidden state.
         episodes: Expert episodes played in the training env.
         epochs: Passes over the demonstrations before PPO.
         learning_rate: Learning rate of the warm start's Adam optimizer.
@@ -74,7 +77,7 @@ class WarmStartConfig:
     """
 
     enabled: bool = False
-    expert: str = "oracle"
+    expert: str | None = None
     episodes: int = 500
     epochs: int = 20
     learning_rate: float = 1e-3
@@ -91,7 +94,7 @@ class WarmStartConfig:
             {
                 "enabled": (isinstance(self.enabled, bool), "true or false"),
                 "expert": (
-                    isinstance(self.expert, str) and bool(self.expert),
+                    self.expert is None or (isinstance(self.expert, str) and bool(self.expert)),
                     "the name of one of the env's baselines, e.g. 'oracle'",
                 ),
                 "episodes": (is_integer(self.episodes) and self.episodes >= 1, "an integer >= 1"),
@@ -214,6 +217,18 @@ def _config_of(model: Any, config: WarmStartConfig | Mapping[str, Any] | bool | 
 def _seed_of(model: Any) -> int:
     seed = (getattr(model, "rlagent_spec", None) or {}).get("seed")
     return int(seed or 0) + DEMONSTRATION_SEED_OFFSET
+
+
+def _expert_name(expert: Expert | None, env: Any, env_kwargs: Mapping[str, Any] | None) -> str:
+    if expert is None:
+        if isinstance(env, str):
+            raw = build_env(env, env_kwargs)
+            try:
+                return default_expert(raw)
+            finally:
+                raw.close()
+        return default_expert(env)
+    return expert if isinstance(expert, str) else getattr(expert, "__name__", repr(expert))
 
 
 def _collect(
@@ -389,7 +404,7 @@ def warm_start(
     _train(model, demonstrations, config, rng, logger)
     after = cloning_scores(policy, demonstrations, _SCORE_BATCH)
     result = {
-        "expert": chosen if isinstance(chosen, str) else getattr(chosen, "__name__", repr(chosen)),
+        "expert": _expert_name(chosen, env, env_kwargs),
         "episodes": config.episodes,
         "transitions": len(demonstrations),
         "epochs": config.epochs,
