@@ -93,9 +93,13 @@ def _progress_callback(description: str) -> Any:
         """Trainer's progress bar, with the latest scores beside it instead of printed."""
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            super().on_train_begin(args, state, control, **kwargs)
-            if self.training_bar is not None:
-                self.training_bar.set_description(description)
+            from tqdm.auto import tqdm
+
+            if state.is_world_process_zero:
+                self.training_bar = tqdm(
+                    total=state.max_steps, desc=description, dynamic_ncols=True
+                )
+            self.current_step = 0
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
@@ -274,6 +278,7 @@ def _fine_tune(
         greater_is_better=True,
         logging_strategy="epoch",
         disable_tqdm=True,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
     callbacks = []
     if has_val and config.early_stopping_patience > 0:
@@ -291,7 +296,7 @@ def _fine_tune(
             if has_val
             else None
         ),
-        data_collator=DataCollatorWithPadding(encoder.tokenizer),
+        data_collator=DataCollatorWithPadding(encoder.tokenizer, pad_to_multiple_of=8),
         compute_metrics=_compute_metrics if has_val else None,
         callbacks=callbacks,
     )
@@ -328,6 +333,13 @@ def _check_inputs(data: Any, out: Path, config: FinetuneConfig) -> None:
             f"out={str(out)!r} is the encoder's own folder; write the fine-tuned model to "
             "another --out (the encoder is read while the output is written)."
         )
+    try:
+        import accelerate  # noqa: F401  (the Trainer needs it)
+    except ImportError as err:
+        raise ImportError(
+            "rlagent finetune trains with the Hugging Face Trainer, which needs the accelerate "
+            "package: pip install 'rlagent[finetune]' (or pip install 'accelerate>=0.26')."
+        ) from err
     if config.mode == "lora":
         from rlagent.finetuning.model import _import_peft
 

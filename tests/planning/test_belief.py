@@ -36,8 +36,6 @@ def test_rare_explanations_are_found_by_drawing_more_batches():
 
 
 def test_impossible_history_is_a_clear_error():
-    belief = ParticleBelief(
-        RareSecretEnv(10), num_particles=4, num_proposals=8, max_proposals=32
-    )
+    belief = ParticleBelief(RareSecretEnv(10), num_particles=4, num_proposals=8, max_proposals=32)
     with pytest.raises(PlanningStateError, match=re.escape("all 32 prior draws")):
         belief.update(State(observed=99), np.random.default_rng(0))
