@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from rlagent.finetuning.errors import FinetuneConfigError
@@ -150,8 +150,9 @@ class FinetuneConfig:
         _positive("head_learning_rate", self.head_learning_rate)
         for name in ("weight_decay", "warmup_ratio", "val_fraction", "dropout", "lora_dropout"):
             _unit_interval(name, getattr(self, name))
-        if isinstance(self.lora_target_modules, str) or not all(
-            isinstance(m, str) and m for m in self.lora_target_modules
+        targets = self.lora_target_modules
+        if not isinstance(targets, list | tuple) or not all(
+            isinstance(m, str) and m for m in targets
         ):
             raise FinetuneConfigError(
                 f"lora_target_modules={self.lora_target_modules!r} must be a sequence of module "
@@ -172,7 +173,7 @@ class FinetuneConfig:
         return DEFAULT_LEARNING_RATES[self.mode]
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as JSON-ready values (a path for ``groups``, ``None`` for a dict)."""
+        """The settings as JSON-ready values (``groups``: its path, or a note for a dict)."""
         out = asdict(self)
         out["lora_target_modules"] = list(self.lora_target_modules)
         if isinstance(self.groups, Mapping):
@@ -182,11 +183,6 @@ class FinetuneConfig:
         out["encoder"] = os.fspath(self.encoder)
         out["learning_rate"] = self.resolved_learning_rate
         return out
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        """The names of the settings, in declaration order."""
-        return tuple(f.name for f in fields(cls))
 
 
 def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:

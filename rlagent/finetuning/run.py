@@ -22,7 +22,13 @@ from rlagent.encoders import load_encoder, resolve_encoder_path
 from rlagent.finetuning.card import write_model_card
 from rlagent.finetuning.classifier import TextClassifier, load_classifier
 from rlagent.finetuning.config import FinetuneConfig, resolve_device
-from rlagent.finetuning.data import LabelledData, describe_source, prepare_data, read_rows
+from rlagent.finetuning.data import (
+    BUILTIN,
+    LabelledData,
+    describe_source,
+    prepare_data,
+    read_rows,
+)
 from rlagent.finetuning.errors import FinetuneConfigError
 from rlagent.finetuning.evaluation import classification_scores, evaluate_classifier
 from rlagent.finetuning.model import (
@@ -395,7 +401,9 @@ def finetune(
     _check_inputs(data, out, config)
     device = resolve_device(config.device)
     prepared = prepare_data(data, config)
-    eval_rows = None if eval_data is None else read_rows(eval_data)
+    eval_rows = None
+    if eval_data is not None:
+        eval_rows = read_rows(eval_data, fillings=config.builtin_fillings, seed=config.seed)
     encoder = load_encoder(os.fspath(config.encoder), device=device)
     created = prepare_output(out, overwrite=overwrite)
     scratch = out / SCRATCH
@@ -497,6 +505,10 @@ def _description(data: LabelledData, config: FinetuneConfig, encoder: Any) -> di
     }
 
 
+def _builtin_split(data: Any) -> dict[str, str]:
+    return {"split": "test"} if isinstance(data, str) and data == BUILTIN else {}
+
+
 def _results(
     data: LabelledData,
     config: FinetuneConfig,
@@ -526,7 +538,9 @@ def _results(
         "labels": {"kind": data.label_kind, "count": len(data.label_names)},
         "data": data.sources,
         "eval_data": (
-            None if eval_data is None else describe_source(eval_data, len(eval_rows or []))
+            None
+            if eval_data is None
+            else describe_source(eval_data, len(eval_rows or []), **_builtin_split(eval_data))
         ),
         "scores": scores,
         **facts,

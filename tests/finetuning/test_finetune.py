@@ -196,3 +196,22 @@ def test_an_output_is_an_encoder_to_start_from(tmp_path, train_csv, full_output)
     result = finetune(train_csv, tmp_path / "again", config=config, progress=False)
     saved = json.loads((result.out / "classifier.json").read_text())
     assert saved["base_encoder"]["name"] == str(earlier)
+
+
+def test_an_output_is_an_encoder_for_ppo(full_output):
+    import rlagent
+
+    _, out = full_output
+    model = rlagent.make_ppo(
+        "rlagent/CustomerService-v0",
+        encoder=str(out),
+        encoder_layers=[-1],  # the tiny model has 2 layers; the bundled config pools layer 3 too
+        n_envs=1,
+        seed=0,
+        device="cpu",
+        n_steps=16,
+        batch_size=16,
+        n_epochs=1,
+    )
+    model.learn(16)
+    assert model.num_timesteps == 16
