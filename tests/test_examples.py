@@ -68,3 +68,17 @@ def test_training_examples_never_delete_a_folder_they_did_not_write(script, tmp_
             assert "notes already exists and is not empty" in error
         assert [p.name for p in notes.iterdir()] == ["mine.txt"]
         assert (notes / "mine.txt").read_text() == "keep me"
+
+
+def test_finetune_example_never_deletes_a_folder_it_did_not_write(tmp_path):
+    script = REPO / "examples" / "finetune_encoder.py"
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("keep me")
+    for flag in ([], ["--overwrite"]):
+        proc = _run_example(script, tmp_path, "--out", "notes", *flag)
+        assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-4000:]
+        error = proc.stderr.strip().splitlines()[-1]
+        assert error.startswith("finetune_encoder.py: error: "), proc.stderr[-2000:]
+        assert ("deleted nothing" in error) == bool(flag), error
+        assert [p.name for p in notes.iterdir()] == ["mine.txt"]

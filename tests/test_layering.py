@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("envs", ("envs", "rlagent.envs", "rlagent._yaml", "rlagent._tensor_json")),
     ("env_making", ("rlagent.env_making",)),
     ("encoders", ("rlagent.encoders",)),
+    ("finetuning", ("rlagent.finetuning",)),
     ("wrappers", ("rlagent.wrappers",)),
     ("pipeline", ("rlagent.pipeline",)),
     ("agents", ("rlagent.agents",)),
