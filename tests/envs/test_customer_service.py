@@ -456,9 +456,12 @@ def test_baseline_table_module(capsys):
     assert result["success_rate"] == 1.0 and result["mean_turns"] >= 1.0
     main(["--episodes", "2", "--policies", "random"])
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("| data | policy |") and len(out) == 5
+    assert out[0].startswith("| data | policy |") and len(out) == 8
     assert [line.split(" | ")[0] for line in out[2:]] == [
         "| built-in train",
         "| built-in val",
         "| built-in test",
+        "| built-in, core train",
+        "| built-in, core val",
+        "| built-in, core test",
     ]
