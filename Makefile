@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
 DEMO_STEPS ?= 40960
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean gpu-bundle
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,3 +33,8 @@ demo: install
 
 clean:
 	rm -rf $(VENV) *.egg-info
+
+# Wheels and encoder weights for .ci/gpu-check on a GPU machine without network (see that file).
+gpu-bundle: install
+	$(PY) .ci/gpu_bundle.py
+
