@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Layers from the bottom up; a module may import its own layer and those below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("envs", ("envs", "rlagent.envs", "rlagent._yaml", "rlagent._tensor_json")),
+    ("envs", ("envs", "rlagent.envs", "rlagent._yaml", "rlagent._tensor_json", "rlagent._folders")),
     ("env_making", ("rlagent.env_making",)),
     ("encoders", ("rlagent.encoders",)),
     ("finetuning", ("rlagent.finetuning",)),

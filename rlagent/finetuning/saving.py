@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rlagent._folders import empty_folder, has_marker, outermost_missing, write_marker_file
 from rlagent.finetuning.errors import FinetuneOutputExistsError, ForeignOutputError
 
 __all__ = [
@@ -52,19 +52,7 @@ SCRATCH = ".trainer-checkpoints"
 
 def is_finetune_output(path: str | Path) -> bool:
     """Whether ``path`` holds the marker that ``rlagent finetune`` leaves in its output."""
-    try:
-        marker = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and "rlagent_version" in marker
-
-
-def _empty(directory: Path) -> None:
-    for child in directory.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+    return has_marker(path, MARKER)
 
 
 def prepare_output(out: Path, *, overwrite: bool) -> Path | None:
@@ -100,17 +88,10 @@ def prepare_output(out: Path, *, overwrite: bool) -> Path | None:
                 f"{out} was not written by rlagent finetune (it has no {MARKER}), so "
                 "--overwrite deleted nothing; choose another --out, or empty it yourself."
             )
-        _empty(out)
-    created = None
-    for path in (out, *out.parents):
-        if path.exists():
-            break
-        created = path
+        empty_folder(out)
+    created = outermost_missing(out)
     out.mkdir(parents=True, exist_ok=True)
-    from rlagent import __version__
-
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_json(out / MARKER, {"rlagent_version": __version__, "created": stamp})
+    write_marker_file(out, MARKER)
     return created
 
 
@@ -126,7 +107,7 @@ def discard_failed_output(out: Path, created: Path | None) -> None:
     if created is not None:
         shutil.rmtree(created, ignore_errors=True)
     else:
-        _empty(out)
+        empty_folder(out)
 
 
 def write_json(path: Path, obj: Any) -> None:

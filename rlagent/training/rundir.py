@@ -11,16 +11,15 @@ how often to evaluate and checkpoint); any other that differs is refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rlagent._folders import empty_folder, has_marker, outermost_missing, write_marker_file
 from rlagent._yaml import read_yaml_mapping
 from rlagent.training.checkpoints import list_checkpoints
 from rlagent.training.config import ConfigError, TrainConfig, _merge, merge_user_settings
@@ -83,20 +82,12 @@ class ResumeError(ConfigError):
 
 def is_run_directory(path: str | Path) -> bool:
     """Whether ``path`` holds the marker that ``rlagent train`` leaves in a run directory."""
-    try:
-        marker = json.loads((Path(path) / MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and "rlagent_version" in marker
+    return has_marker(path, MARKER)
 
 
 def write_marker(out_dir: Path) -> None:
     """Mark ``out_dir`` as a run directory written by ``rlagent train``."""
-    from rlagent import __version__
-
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    marker = {"rlagent_version": __version__, "created": created}
-    (out_dir / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    write_marker_file(out_dir, MARKER)
 
 
 def prepare_new_run(out_dir: Path, *, overwrite: bool) -> Path | None:
@@ -130,23 +121,11 @@ def prepare_new_run(out_dir: Path, *, overwrite: bool) -> Path | None:
                 "--overwrite deleted nothing; choose another --out, or empty it yourself."
             )
         logger.info("Deleting the earlier run in %s (--overwrite).", out_dir)
-        _empty(out_dir)
-    created = None
-    for path in (out_dir, *out_dir.parents):
-        if path.exists():
-            break
-        created = path
+        empty_folder(out_dir)
+    created = outermost_missing(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_marker(out_dir)
     return created
-
-
-def _empty(directory: Path) -> None:
-    for child in directory.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
 
 
 def discard_failed_start(out_dir: Path, created: Path | None) -> None:
@@ -163,7 +142,7 @@ def discard_failed_start(out_dir: Path, created: Path | None) -> None:
     if created is not None:
         shutil.rmtree(created, ignore_errors=True)
     else:
-        _empty(out_dir)
+        empty_folder(out_dir)
     logger.info("Removed what the failed run wrote in %s (it had no checkpoint yet).", out_dir)
 
 
