@@ -209,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fin.add_argument("--eval-data", metavar="CSV", help="test data scored once after training")
     fin.add_argument("--lora", action="store_true", help="train LoRA adapters (needs peft)")
+    fin.add_argument("--lora-r", type=int, metavar="R", help="LoRA rank (default 8)")
+    fin.add_argument("--lora-alpha", type=int, metavar="A", help="LoRA scale numerator (default 16)")
+    fin.add_argument(
+        "--lora-targets",
+        nargs="+",
+        metavar="NAME",
+        help="modules that get adapters (default: query key value; add dense for every linear layer)",
+    )
     fin.add_argument("--encoder", help="default | tiny-random | local folder | hub id")
     fin.add_argument("--labels", choices=["category", "group"], help="what the head predicts")
     fin.add_argument("--groups", metavar="FILE", help="JSON category -> group mapping")
@@ -476,6 +484,9 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     settings = dict(
         encoder=args.encoder,
         mode="lora" if args.lora else None,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_target_modules=args.lora_targets,
         labels=args.labels,
         groups=args.groups,
         epochs=args.epochs,
