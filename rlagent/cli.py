@@ -72,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--warm-start",
         action="store_true",
         default=None,
-        help="before PPO, train the policy and critic on the env's expert (its oracle) in the "
-        "training env, then keep a behaviour-cloning term that decays to 0; the config's "
-        "warm_start group tunes it",
+        help="before PPO, train the policy and critic on the env's expert (the baseline its "
+        "EXPERT names, else its oracle) in the training env, then keep a behaviour-cloning "
+        "term that decays to 0; the config's warm_start group tunes it",
     )
     group = train.add_mutually_exclusive_group()
     group.add_argument(
@@ -210,12 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     fin.add_argument("--eval-data", metavar="CSV", help="test data scored once after training")
     fin.add_argument("--lora", action="store_true", help="train LoRA adapters (needs peft)")
     fin.add_argument("--lora-r", type=int, metavar="R", help="LoRA rank (default 8)")
-    fin.add_argument("--lora-alpha", type=int, metavar="A", help="LoRA scale numerator (default 16)")
+    fin.add_argument("--lora-alpha", type=int, metavar="A", help="LoRA scale (default 16)")
     fin.add_argument(
         "--lora-targets",
         nargs="+",
         metavar="NAME",
-        help="modules that get adapters (default: query key value; add dense for every linear layer)",
+        help="modules that get adapters (default: query key value; add dense for all linear)",
     )
     fin.add_argument("--encoder", help="default | tiny-random | local folder | hub id")
     fin.add_argument("--labels", choices=["category", "group"], help="what the head predicts")

@@ -89,3 +89,14 @@ def test_lora_without_peft(tmp_path, capsys, monkeypatch, train_csv):
         "install peft)."
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_lora_flags_reach_the_settings(tmp_path, capsys, train_csv):
+    pytest.importorskip("peft")
+    out = tmp_path / "out"
+    argv = ["finetune", "--data", str(train_csv), "--out", str(out), *TINY_FLAGS, "--lora"]
+    flags = ["--lora-r", "4", "--lora-alpha", "8", "--lora-targets", "query", "value", "dense"]
+    assert main([*argv, *flags, "--epochs", "1", "--head-epochs", "0", "--json"]) == 0
+    settings = json.loads((out / "finetune.json").read_text())["settings"]
+    assert (settings["lora_r"], settings["lora_alpha"]) == (4, 8)
+    assert settings["lora_target_modules"] == ["query", "value", "dense"]
