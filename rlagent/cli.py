@@ -189,6 +189,26 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", default=None, help="folder for the summary and plot")
     tune.add_argument("--json", action="store_true", help="print a JSON summary")
 
+    srv = sub.add_parser(
+        "serve",
+        help="serve a trained agent over HTTP (API, web pages, interaction log)",
+        description="Serve MODEL over HTTP with a JSON API and web pages for people, logging "
+        "every decision with its action probabilities. See docs/serving.md.",
+    )
+    srv.add_argument("model", metavar="MODEL", help="a model directory (DIR/model of a run)")
+    _add_env(srv, required=False, help="the env to serve (default: the model's own)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost)")
+    srv.add_argument("--port", type=int, default=8000)
+    log = srv.add_mutually_exclusive_group()
+    log.add_argument("--log", default=None, metavar="PATH", help="SQLite interaction log")
+    log.add_argument("--no-log", action="store_true", help="log nothing")
+    srv.add_argument("--planner", choices=["mcts"], help="plan at decision time")
+    srv.add_argument("--simulations", type=int, default=64, help="MCTS simulations per step")
+    srv.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    srv.add_argument("--max-batch", type=int, help="most decisions per forward pass (1: none)")
+    srv.add_argument("--max-wait-ms", type=float, help="longest wait for a batch to fill")
+    srv.add_argument("--session-ttl", type=float, help="seconds before an idle session expires")
+
     fin = sub.add_parser(
         "finetune",
         help="fine-tune an encoder with a classification head on labelled text",
@@ -517,6 +537,31 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from rlagent.serving import DEFAULT_LOG, ServeConfig, serve
+    from rlagent.training import parse_kwargs
+
+    limits = {
+        "max_batch": args.max_batch,
+        "max_wait_ms": args.max_wait_ms,
+        "session_ttl_s": args.session_ttl,
+    }
+    config = ServeConfig(**{k: v for k, v in limits.items() if v is not None})
+    serve(
+        args.model,
+        env_id=args.env,
+        env_kwargs=parse_kwargs(args.env_kwargs) or None,
+        host=args.host,
+        port=args.port,
+        log=None if args.no_log else (args.log or DEFAULT_LOG),
+        planner=args.planner,
+        simulations=args.simulations,
+        device=args.device,
+        config=config,
+    )
+    return 0
+
+
 _COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
@@ -524,6 +569,7 @@ _COMMANDS = {
     "bench": _cmd_bench,
     "tune": _cmd_tune,
     "finetune": _cmd_finetune,
+    "serve": _cmd_serve,
 }
 
 
