@@ -33,6 +33,7 @@ from rlagent.serving.errors import (
 )
 from rlagent.serving.metrics import ServiceMetrics
 from rlagent.serving.sessions import Session, SessionStore
+from rlagent.serving.web import mount_pages, n_candidates
 
 __all__ = ["create_app"]
 
@@ -489,6 +490,8 @@ def create_app(
         await _end(state, session, "ended by client")
         return {"session_id": session_id, "ended": True}
 
+    # ------------------------------------------------------------------ pages for people
+    mount_pages(app, ready)
     return app
 
 
@@ -510,6 +513,7 @@ def _info(state: _State) -> dict[str, Any]:
         "model_hash": agent.model_hash,
         "action_names": list(agent.action_names),
         "settings": _jsonable(dict(agent.settings)),
+        "n_candidates": n_candidates(agent),
         "logging": state.log is not None,
         "max_batch": state.config.max_batch,
         "sessions": len(state.sessions),
