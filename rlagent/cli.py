@@ -247,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fin.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     fin.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_logs_parser(sub)
     return parser
 
 
@@ -562,6 +563,35 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_logs_parser(sub: Any) -> None:
+    """``rlagent logs export``: the interaction log that ``rlagent serve --log`` writes."""
+    logs = sub.add_parser("logs", help="work with the interaction logs that a server writes")
+    verbs = logs.add_subparsers(dest="logs_command", required=True)
+    export = verbs.add_parser(
+        "export",
+        help="write an interaction log as a Minari dataset",
+        description="Write the interaction log PATH as a Minari dataset in DIR: one episode per "
+        "session, with each decision's action probabilities and propensity in its infos "
+        "(docs/serving.md, Interaction log).",
+    )
+    export.add_argument("path", metavar="PATH", help="the interaction log (an SQLite file)")
+    export.add_argument("--to", required=True, metavar="DIR", help="the dataset folder to write")
+    export.add_argument("--dataset-id", metavar="ID", help="Minari id (default: from DIR)")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export in DIR")
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from rlagent.serving.log_export import export_minari
+
+    out = export_minari(args.path, args.to, dataset_id=args.dataset_id, overwrite=args.overwrite)
+    metadata = json.loads((out / "data" / "metadata.json").read_text(encoding="utf-8"))
+    print(
+        f"Wrote {metadata['total_episodes']} episodes ({metadata['total_steps']} decisions) to "
+        f"{out}; read them with rlagent.datasets.read_episodes({str(out)!r})"
+    )
+    return 0
+
+
 _COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
@@ -570,6 +600,7 @@ _COMMANDS = {
     "tune": _cmd_tune,
     "finetune": _cmd_finetune,
     "serve": _cmd_serve,
+    "logs": _cmd_logs,
 }
 
 
