@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("evaluation", ("rlagent.evaluation",)),
     ("training", ("rlagent.training",)),
     ("benchmarks", ("rlagent.benchmarks",)),
+    ("serving", ("rlagent.serving",)),
     ("cli", ("rlagent.cli", "rlagent.errors")),
 )
 _RANK = {
