@@ -228,9 +228,9 @@ class LiveDialogue:
         return self._names
 
     @property
-    def transcript(self) -> tuple[str, ...]:
-        """Every segment so far, oldest first (``"Customer: ..."``, ``"Agent: ..."``)."""
-        return tuple(self._transcript)
+    def transcript(self) -> list[str]:
+        """Every segment so far, oldest first (``"Customer: ..."``, ``"Agent: ..."``); a copy."""
+        return list(self._transcript)
 
     @property
     def turn(self) -> int:

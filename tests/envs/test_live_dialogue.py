@@ -68,7 +68,7 @@ def replay(env: CustomerServiceEnv, seed: int) -> tuple[int, str]:
         obs, _, terminated, truncated, info = env.step(action)
         steps += 1
         assert live.turn == info["turns"]
-        assert live.transcript == tuple(env.get_state().transcript[:-1])
+        assert live.transcript == list(env.get_state().transcript[:-1])
         if terminated or truncated:
             if info["outcome"] in ("escalated", "truncated"):
                 assert live.ended and live.done and live.whose_turn is None
@@ -124,7 +124,7 @@ def test_text_is_cut_as_the_env_cuts_it():
     env = CustomerServiceEnv(max_length=40)
     live = env.live_session()
     live.customer("x" * 100)
-    assert live.transcript == ("Customer: " + "x" * 30,)
+    assert live.transcript == ["Customer: " + "x" * 30]
     assert live.observation()["request"] == "Customer: " + "x" * 30
 
 
@@ -235,7 +235,7 @@ def test_bad_customer_text_is_refused(text, message):
     live = CustomerServiceEnv().live_session()
     with pytest.raises(LiveInputError, match=re.escape(message)):
         live.customer(text)
-    assert live.transcript == ()
+    assert live.transcript == []
 
 
 @pytest.mark.parametrize("action", [-1, 14, 1.0, True, "0"])
