@@ -1,14 +1,38 @@
-"""Errors of the serving package; the app turns each into a 4xx with a JSON message."""
+"""Errors of the serving layer, each saying what was wrong and how to fix it.
+
+* :class:`ServingError`: the base class of every serving error.
+* :class:`ServingConfigError`: the agent cannot be served as asked (a pickled model, an env
+  without live sessions, a planner the env does not support, a bad server setting); raised at
+  start-up.
+* :class:`SessionInputError`: what a client sent cannot be decided on (empty or oversized
+  text, wrong candidates). It is also an :class:`envs._live.LiveInputError`, the error of the
+  live sessions themselves, so catching ``LiveInputError`` catches every bad client input.
+* :class:`UnknownSessionError`, :class:`SessionLimitError`, :class:`SessionStateError`: the
+  session a request names does not exist, no more sessions fit, or the request does not fit
+  the session's state or kind.
+* :class:`PickledModelError`: a pickled model was given; it is both a
+  :class:`ServingConfigError` and an :class:`rlagent.agents.UntrustedModelError`.
+
+The HTTP app answers each with a 4xx status and a JSON ``{"error": message}``.
+"""
 
 from __future__ import annotations
 
+import os
+
+from envs._live import LiveInputError
+from rlagent.agents.trust import UntrustedModelError
+
 __all__ = [
-    "ServingError",
+    "LiveInputError",
+    "PickledModelError",
     "ServingConfigError",
+    "ServingError",
     "SessionInputError",
-    "UnknownSessionError",
     "SessionLimitError",
     "SessionStateError",
+    "UnknownSessionError",
+    "pickled_model_message",
 ]
 
 
@@ -17,11 +41,11 @@ class ServingError(Exception):
 
 
 class ServingConfigError(ServingError, ValueError):
-    """A server setting is invalid (a bound, a planner, an env the model cannot serve)."""
+    """The agent cannot be served with these settings; the message says what to change."""
 
 
-class SessionInputError(ServingError, ValueError):
-    """A client's input to a session is invalid (empty or oversized text, bad candidates)."""
+class SessionInputError(ServingError, LiveInputError):
+    """Input from a client (text, candidates, observations, masks) that cannot be decided on."""
 
 
 class UnknownSessionError(ServingError, KeyError):
@@ -36,4 +60,20 @@ class SessionLimitError(ServingError):
 
 
 class SessionStateError(ServingError):
-    """The request does not fit the session's state or kind (e.g. a turn after it ended)."""
+    """The request does not fit the session's state or kind (e.g. a click before a slate)."""
+
+
+class PickledModelError(ServingConfigError, UntrustedModelError):
+    """A pickled model was given to serve; a service loads only the safe model format."""
+
+
+def pickled_model_message(path: str | os.PathLike) -> str:
+    """The one-line refusal to serve the pickled model at ``path``."""
+    path = os.fspath(path)
+    return (
+        f"{path} is a pickled model (a Stable-Baselines3 .zip): loading it runs code stored in "
+        "its pickle, which can do anything a program you run can do, so a service never loads "
+        "one. If you trust where the file came from, convert it once with `rlagent export "
+        f"{path} OUT` (rlagent.agents.export_model) and serve OUT, which holds only weights "
+        "and JSON."
+    )
