@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rlagent.serving.batching import MicroBatcher
 from rlagent.serving.config import ServeConfig
 from rlagent.serving.errors import (
+    LiveInputError,
     ServingConfigError,
     SessionInputError,
     SessionLimitError,
@@ -39,6 +41,7 @@ __all__ = ["create_app"]
 
 _STATUS: dict[type[Exception], int] = {
     UnknownSessionError: 404,
+    LiveInputError: 422,
     SessionInputError: 422,
     SessionStateError: 409,
     SessionLimitError: 429,
@@ -86,6 +89,7 @@ class _Pending:
     step: int
     observation: Mapping[str, Any]
     mask: np.ndarray | None
+    live: Any = None
 
 
 class _State:
@@ -97,6 +101,7 @@ class _State:
         self.config = config
         self.metrics = metrics
         self.sessions = SessionStore(ttl_s=config.session_ttl_s, max_sessions=config.max_sessions)
+        self.clean = _text_cleaner(agent)
         self.batcher: MicroBatcher[_Pending, Any] = MicroBatcher(
             self._process,
             max_batch=config.max_batch,
@@ -123,6 +128,7 @@ class _State:
                         probabilities=d.probabilities,
                         planner=self.agent.settings.get("planner"),
                         model_hash=self.agent.model_hash,
+                        propensity=1.0,  # the deterministic policy (or planner) chose it
                     )
                     for i, d in zip(items, decisions, strict=True)
                 ]
@@ -378,9 +384,9 @@ def create_app(
             )
         async with session.lock:
             live = session.live
-            _live_call(live.customer, text)
+            live.customer(state.clean(text))
             decision = await state.batcher.submit(
-                _Pending(session_id, session.step, live.observation(), live.action_masks())
+                _Pending(session_id, session.step, live.observation(), live.action_masks(), live)
             )
             reply = live.act(decision.action)
             step = session.step
@@ -391,7 +397,7 @@ def create_app(
                 "action": decision.action_name,
                 "reply": reply,
                 "probabilities": _jsonable(decision.probabilities),
-                "value": float(decision.value),
+                "value": _maybe_float(decision.value),
                 "done": bool(live.done),
             }
 
@@ -408,11 +414,9 @@ def create_app(
             )
         async with session.lock:
             live = session.live
-            observation = _live_call(
-                live.observation, body.candidates, body.history, body.popularity
-            )
+            observation = live.observation(body.candidates, body.history, body.popularity)
             decision = await state.batcher.submit(
-                _Pending(session_id, session.step, observation, None)
+                _Pending(session_id, session.step, observation, None, live)
             )
             slate = [int(a) for a in np.atleast_1d(decision.action)]
             session.slate = slate  # type: ignore[attr-defined]
@@ -424,7 +428,7 @@ def create_app(
                 "slate": slate,
                 "items": [body.candidates[i] for i in slate],
                 "probabilities": _jsonable(decision.probabilities),
-                "value": float(decision.value),
+                "value": _maybe_float(decision.value),
             }
 
     @app.post("/v1/sessions/{session_id}/click")
@@ -444,7 +448,7 @@ def create_app(
                     f"candidate {body.candidate} was not in the latest slate {slate}; send one "
                     "of those candidate indices, or null for no click."
                 )
-            _live_call(session.live.record, slate, body.candidate, body.minutes)
+            session.live.record(slate, body.candidate, body.minutes)
             session.slate = None  # type: ignore[attr-defined]
             if state.log is not None:
                 await asyncio.to_thread(
@@ -529,13 +533,34 @@ def _expect(state: _State, kind: str, route: str) -> None:
         )
 
 
-def _live_call(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call a live-session method, turning its input errors into :class:`SessionInputError`."""
-    try:
-        return fn(*args)
-    except SessionInputError:
-        raise
-    except ValueError as exc:  # the envs' LiveInputError and other input errors
-        if type(exc).__name__ != "LiveInputError":
-            raise
-        raise SessionInputError(str(exc)) from exc
+def _maybe_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _text_cleaner(agent: Any) -> Callable[[str], str]:
+    """Maps what people type into the characters the served env's text spaces allow.
+
+    Text already inside the charset passes unchanged (so replayed env text is decided on as the
+    env wrote it); otherwise accents are stripped, runs of whitespace become one space and
+    other characters (emoji, symbols) are dropped.
+    """
+    from gymnasium import spaces
+
+    charset: frozenset[str] | None = None
+    stack = [getattr(getattr(agent, "env", None), "observation_space", None)]
+    while stack and charset is None:
+        space = stack.pop()
+        if isinstance(space, spaces.Text):
+            charset = frozenset(space.character_set)
+        elif isinstance(space, spaces.Dict | spaces.Tuple):
+            stack.extend(space.spaces.values() if isinstance(space, spaces.Dict) else space)
+    if charset is None:
+        return lambda text: text
+
+    def clean(text: str) -> str:
+        if all(c in charset for c in text):
+            return text
+        text = " ".join(unicodedata.normalize("NFKD", text).split())
+        return "".join(c for c in text if c in charset)
+
+    return clean

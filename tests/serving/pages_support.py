@@ -13,19 +13,18 @@ overlap with the user's history, then by length.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
+import dataclasses
 import math
-import sys
-import types
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import pytest
+
+from envs._live import LiveInputError
+from rlagent.serving import InteractionLog
 
 DIALOGUE_ACTIONS = (
     "card_arrival",
@@ -50,10 +49,6 @@ CATALOG_TEXTS = tuple(
     ]
     for kind in ("show", "documentary", "tutorial")
 )
-
-
-class LiveInputError(ValueError):
-    """Input the live session cannot observe (the app maps this class name to a 422)."""
 
 
 @dataclass(frozen=True)
@@ -225,96 +220,33 @@ class StubSlateAgent:
         return Decision(np.array(slate), "slate", probabilities, 0.1)
 
 
-# ---------------------------------------------------------------------- log
-@dataclass
-class RecordingLog:
-    """Records every call the app makes on an interaction log."""
-
-    decisions: list[Any] = field(default_factory=list)
-    sessions: list[tuple[str, str]] = field(default_factory=list)
-    ended: list[tuple[str, str]] = field(default_factory=list)
-    feedback: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    closed: bool = False
-
-    def record_decisions(self, records: Sequence[Any]) -> None:
-        self.decisions.extend(records)
-
-    def start_session(self, session_id: str, *, kind: str) -> None:
-        self.sessions.append((session_id, kind))
-
-    def end_session(self, session_id: str, reason: str) -> None:
-        self.ended.append((session_id, reason))
-
-    def record_feedback(self, session_id: str, **fields: Any) -> int:
-        self.feedback.append({"session_id": session_id, **fields})
-        return len(self.feedback)
-
-    def record_event(self, session_id: str, name: str, payload: Mapping[str, Any]) -> None:
-        self.events.append({"session_id": session_id, "name": name, **payload})
-
-    def close(self) -> None:
-        self.closed = True
-
-
 # ---------------------------------------------------------------------- what the tests call
 def make_page_agent(kind: str) -> Any:
     """The agent the page tests serve: ``"dialogue"`` or ``"slate"``."""
     return {"dialogue": StubDialogueAgent, "slate": StubSlateAgent}[kind]()
 
 
-def make_page_log(folder: Path) -> RecordingLog:
-    """The interaction log the page tests serve with (``folder`` is for a real log's file)."""
-    return RecordingLog()
+def make_page_log(folder: Path, kind: str) -> InteractionLog:
+    """The real SQLite interaction log the page tests serve with, in ``folder``."""
+    agent = {"dialogue": StubDialogueAgent, "slate": StubSlateAgent}[kind]
+    return InteractionLog(
+        folder / f"{kind}.db",
+        model_hash=agent.model_hash,
+        env_id=agent.settings["env_id"],
+        env_kwargs=agent.settings.get("env_kwargs", {}),
+    )
 
 
-def logged_decisions(log: RecordingLog) -> list[tuple[str, int, str]]:
+def logged_decisions(log: InteractionLog) -> list[tuple[str, int, str]]:
     """Decisions the log holds, in order: ``(session_id, step, action_name)``."""
-    return [(r.session_id, r.step, r.action_name) for r in log.decisions]
+    return [(r.session_id, r.step, r.action_name) for r in log.decisions()]
 
 
-def logged_feedback(log: RecordingLog) -> list[dict[str, Any]]:
+def logged_feedback(log: InteractionLog) -> list[dict[str, Any]]:
     """Feedback the log holds: dicts with ``session_id``, ``resolved``, ``rating`` ..."""
-    return list(log.feedback)
+    return [dataclasses.asdict(f) for f in log.feedback()]
 
 
-def logged_clicks(log: RecordingLog) -> list[dict[str, Any]]:
+def logged_clicks(log: InteractionLog) -> list[dict[str, Any]]:
     """Clicks the log holds: dicts with ``session_id``, ``candidate``, ``slate`` ..."""
-    return [e for e in log.events if e["name"] == "click"]
-
-
-@contextlib.contextmanager
-def decision_records() -> Iterator[None]:
-    """Make ``rlagent.serving.interaction_log.DecisionRecord`` importable while it is absent.
-
-    The app builds a ``DecisionRecord`` for every decision it logs; until the interaction log
-    module lands, a plain record class stands in for it (only inside this block).
-    """
-    name = "rlagent.serving.interaction_log"
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-    else:
-        yield
-        return
-
-    @dataclass
-    class DecisionRecord:
-        session_id: str
-        step: int
-        time: float
-        observation: Any
-        observation_text: str
-        action: Any
-        action_name: str
-        probabilities: Any
-        planner: Any
-        model_hash: str
-
-    module = types.ModuleType(name)
-    module.DecisionRecord = DecisionRecord  # type: ignore[attr-defined]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(sys.modules, name, module)
-        yield
+    return [{"session_id": e.session_id, **e.payload} for e in log.events() if e.kind == "click"]

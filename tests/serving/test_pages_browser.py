@@ -33,7 +33,6 @@ uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from pages_support import (  # noqa: E402
-    decision_records,
     logged_clicks,
     logged_decisions,
     logged_feedback,
@@ -42,7 +41,12 @@ from pages_support import (  # noqa: E402
 )
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
-from rlagent.serving import ServeConfig, create_app  # noqa: E402
+from rlagent.serving import (  # noqa: E402
+    InteractionLog,
+    ServeConfig,
+    ServedAgent,
+    create_app,
+)
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -78,11 +82,18 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
-def _serve(kind: str, folder: Path) -> Iterator[Server]:
-    log = make_page_log(folder)
-    app = create_app(
-        make_page_agent(kind), log=log, config=ServeConfig(max_text_chars=MAX_TEXT_CHARS)
-    )
+def _serve(kind: str, folder: Path, agent: Any = None) -> Iterator[Server]:
+    if agent is None:
+        agent = make_page_agent(kind)
+        log = make_page_log(folder, kind)
+    else:
+        log = InteractionLog(
+            folder / "real.db",
+            model_hash=agent.model_hash,
+            env_id=agent.settings["env_id"],
+            env_kwargs=agent.settings["env_kwargs"],
+        )
+    app = create_app(agent, log=log, config=ServeConfig(max_text_chars=MAX_TEXT_CHARS))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -90,29 +101,45 @@ def _serve(kind: str, folder: Path) -> Iterator[Server]:
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     url = f"http://127.0.0.1:{port}"
-    with decision_records():
-        thread.start()
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or not thread.is_alive():
-                    raise RuntimeError(f"the {kind} server did not become healthy at {url}")
-                time.sleep(0.05)
-            yield Server(url, log)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"the {kind} server did not become healthy at {url}")
+            time.sleep(0.05)
+        yield Server(url, log)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 @pytest.fixture(scope="module")
 def dialogue_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from _serve("dialogue", tmp_path_factory.mktemp("dialogue"))
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real model (tiny random encoder, sharpened head) behind the same pages."""
+    import torch
+
+    from rlagent.agents import make_ppo, save_model
+
+    folder = tmp_path_factory.mktemp("real")
+    tiny = dict(encoder="tiny-random", encoder_layers=[-1], n_envs=1, seed=0, device="cpu")
+    model = make_ppo("rlagent/CustomerService-v0", max_length=16, n_steps=8, **tiny)
+    with torch.no_grad():
+        for parameter in model.policy.action_net.parameters():
+            parameter.mul_(300.0)
+    agent = ServedAgent.load(save_model(model, folder / "model"))
+    yield from _serve("dialogue", folder, agent)
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +197,7 @@ def visit(browser: Browser, tmp_path: Path, request: pytest.FixtureRequest) -> I
 
 
 dialogue_visit = pytest.mark.parametrize("visit", ["dialogue_server"], indirect=True)
+real_visit = pytest.mark.parametrize("visit", ["real_server"], indirect=True)
 slate_visit = pytest.mark.parametrize("visit", ["slate_server"], indirect=True)
 
 
@@ -234,6 +262,33 @@ def test_chat_resolves_a_request(visit: Visit, dialogue_server: Server) -> None:
     decisions = logged_decisions(dialogue_server.log)
     ours = [(step, name) for sid, step, name in decisions if sid == session_id]
     assert ours == [(0, "ask_clarify"), (1, "card_arrival")]
+    visit.check_clean()
+
+
+@real_visit
+def test_a_real_model_chats_until_done_and_every_decision_is_logged(
+    visit: Visit, real_server: Server
+) -> None:
+    page = _open_chat(visit)
+    requests = ["my card has not arrived", "it was ordered two weeks ago", "still nothing"]
+    session_id = _say_first(page, requests[0])
+    done = page.locator("#done")
+    turns = 1
+    expect(page.locator("#transcript li")).to_have_count(2)
+    while not done.is_visible():
+        assert turns < 20, "the chat did not end within the env's max_turns"
+        _say(page, requests[turns % len(requests)])
+        turns += 1
+        expect(page.locator("#transcript li")).to_have_count(2 * turns)
+    expect(page.locator("#action")).not_to_be_empty()
+    expect(page.locator("#probabilities li.chosen")).to_have_count(1)
+    visit.screenshot("chat-real-model.png")
+    page.get_by_role("button", name="Thumbs down").click()
+    expect(page.locator("#feedback-status")).to_contain_text("recorded")
+    decisions = [d for d in logged_decisions(real_server.log) if d[0] == session_id]
+    assert [step for _, step, _ in decisions] == list(range(turns))
+    ours = [f for f in logged_feedback(real_server.log) if f["session_id"] == session_id]
+    assert len(ours) == 1 and ours[0]["resolved"] is False and ours[0]["rating"] == 1
     visit.check_clean()
 
 
