@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlagent.cli_serving import add_serving_parsers, cmd_logs, cmd_serve
+
 __all__ = ["build_parser", "main"]
 
 _EXIT_USAGE = 2
@@ -235,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fin.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     fin.add_argument("--json", action="store_true", help="print one JSON object")
+    add_serving_parsers(sub, _add_env)
     return parser
 
 
@@ -535,6 +538,8 @@ _COMMANDS = {
     "bench": _cmd_bench,
     "tune": _cmd_tune,
     "finetune": _cmd_finetune,
+    "serve": cmd_serve,
+    "logs": cmd_logs,
 }
 
 

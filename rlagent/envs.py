@@ -7,14 +7,18 @@ that name, so prefer ``from rlagent.envs import CustomerServiceEnv`` in your cod
 from __future__ import annotations
 
 from envs import ENV_IDS
+from envs._live import LiveInputError
 from envs._text import CHARSET, clean_text, text_space
-from envs.customer_service import CustomerServiceEnv
-from envs.recommendation import RecommendationEnv
+from envs.customer_service import CustomerServiceEnv, LiveDialogue
+from envs.recommendation import LiveRecommendation, RecommendationEnv
 
 __all__ = [
     "CHARSET",
     "ENV_IDS",
     "CustomerServiceEnv",
+    "LiveDialogue",
+    "LiveInputError",
+    "LiveRecommendation",
     "RecommendationEnv",
     "clean_text",
     "text_space",

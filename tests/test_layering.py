@@ -26,7 +26,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("evaluation", ("rlagent.evaluation",)),
     ("training", ("rlagent.training",)),
     ("benchmarks", ("rlagent.benchmarks",)),
-    ("cli", ("rlagent.cli", "rlagent.errors")),
+    ("serving", ("rlagent.serving", "rlagent.datasets")),
+    ("cli", ("rlagent.cli", "rlagent.cli_serving", "rlagent.errors")),
 )
 _RANK = {
     prefix: (rank, name) for rank, (name, prefixes) in enumerate(LAYERS) for prefix in prefixes

@@ -35,6 +35,7 @@ from envs.customer_service.errors import (
     EpisodeFinishedError,
     InvalidActionError,
 )
+from envs.customer_service.live import LiveDialogue, LiveInputError
 
 __all__ = [
     "CORPORA",
@@ -48,6 +49,8 @@ __all__ = [
     "HeuristicPolicy",
     "InvalidActionError",
     "LabelledPolicy",
+    "LiveDialogue",
+    "LiveInputError",
     "OraclePolicy",
     "RandomPolicy",
     "RewardConfig",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -11,6 +12,66 @@ from envs.customer_service.corpus import MOODS
 from envs.customer_service.state import TurnKind
 
 __all__: list[str] = []
+
+#: What starts every customer segment of the transcript.
+CUSTOMER_PREFIX = "Customer: "
+#: What starts every agent segment of the transcript.
+AGENT_PREFIX = "Agent: "
+
+
+def customer_segment(text: str, max_length: int) -> str:
+    """The transcript segment of a customer's ``text``, cut to ``max_length`` characters."""
+    return f"{CUSTOMER_PREFIX}{text}"[:max_length]
+
+
+def dialogue_observation(
+    transcript: Sequence[str],
+    request: str,
+    *,
+    history: int,
+    max_turns: int,
+    turn: int,
+    n_clarify: int,
+    n_apology: int,
+    n_wrong: int,
+) -> dict[str, Any]:
+    """The observation of a dialogue: the env's and a live session's, built in one place.
+
+    Args:
+        transcript: Every segment so far, oldest first.
+        request: The newest request segment.
+        history: Segments in the ``"dialogue"`` entry.
+        max_turns: The env's turn limit (the features' scale).
+        turn: Agent turns so far.
+        n_clarify: Clarification questions so far.
+        n_apology: Apologies so far.
+        n_wrong: Wrong resolutions so far.
+
+    Returns:
+        ``{"dialogue": tuple of history segments, "features": float32 [4], "request": str}``.
+    """
+    n = len(transcript)
+    if n >= history:
+        dialogue = tuple(transcript[n - history :])
+    else:
+        dialogue = ("",) * (history - n) + tuple(transcript)
+    scale = 1.0 / max_turns
+    features = np.array(
+        (turn * scale, n_clarify * scale, n_apology * scale, n_wrong * scale),
+        dtype=np.float32,
+    )
+    np.minimum(features, 1.0, out=features)
+    return {"dialogue": dialogue, "features": features, "request": request}
+
+
+def rejected_mask(rejected: int, n_actions: int) -> np.ndarray:
+    """Boolean mask over ``n_actions`` actions, ``False`` at each bit set in ``rejected``."""
+    mask = np.ones(n_actions, dtype=bool)
+    while rejected:
+        low = rejected & -rejected
+        mask[low.bit_length() - 1] = False
+        rejected ^= low
+    return mask
 
 
 class _DialogueRendering:
@@ -43,7 +104,7 @@ class _DialogueRendering:
         if self.noise > 0.0:
             text = self._add_noise(text, rng)
         self._keys.append((kind, body, opener, closer))
-        segment = f"Customer: {text}"[: self.max_length]
+        segment = customer_segment(text, self.max_length)
         self._transcript.append(segment)
         if kind in TurnKind.REQUESTS:
             self._request = segment
@@ -64,21 +125,16 @@ class _DialogueRendering:
         return " ".join(out) if out else words[0]
 
     def _observation(self) -> dict[str, Any]:
-        t = self._transcript
-        k = self.history
-        dialogue = tuple(t[-k:]) if len(t) >= k else self._pad[len(t)] + tuple(t)
-        scale = 1.0 / self.max_turns
-        features = np.array(
-            (
-                self._turn * scale,
-                self._n_clarify * scale,
-                self._n_apology * scale,
-                self._n_wrong * scale,
-            ),
-            dtype=np.float32,
+        return dialogue_observation(
+            self._transcript,
+            self._request,
+            history=self.history,
+            max_turns=self.max_turns,
+            turn=self._turn,
+            n_clarify=self._n_clarify,
+            n_apology=self._n_apology,
+            n_wrong=self._n_wrong,
         )
-        np.minimum(features, 1.0, out=features)
-        return {"dialogue": dialogue, "features": features, "request": self._request}
 
     def _info(self) -> dict[str, Any]:
         outcome = self._outcome

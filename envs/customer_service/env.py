@@ -19,7 +19,7 @@ from gymnasium import spaces
 from envs._text import text_space
 from envs.customer_service import _corpus_data as data
 from envs.customer_service._planning import _PlanningSupport
-from envs.customer_service._rendering import _DialogueRendering
+from envs.customer_service._rendering import AGENT_PREFIX, _DialogueRendering, rejected_mask
 from envs.customer_service.baselines import (
     HeuristicPolicy,
     LabelledPolicy,
@@ -41,6 +41,7 @@ from envs.customer_service.errors import (
     EpisodeFinishedError,
     InvalidActionError,
 )
+from envs.customer_service.live import LiveDialogue
 from envs.customer_service.state import DialogueState, TurnKind, _transition
 
 __all__ = ["CustomerServiceEnv", "DialogueState", "TurnKind"]
@@ -133,6 +134,15 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
     least one text per category stays in train, and a category too small to hold out any
     (fewer than 5 texts at 0.1) stays whole in train. ``split="test"`` uses every row of the
     file given, the test CSV.
+
+    ## Live sessions
+
+    :meth:`live_session` returns a :class:`~envs.customer_service.live.LiveDialogue`: a real
+    customer's messages (``customer(text)``) and the agent's actions (``act(action)``, which
+    returns the agent's reply) build the observation this env would show at the same point,
+    by the same code, with the same action masks, so a policy trained here reads a live chat
+    unchanged. Nothing hidden is simulated: text after a resolution counts as the customer
+    saying it was not solved (a wrong resolution).
 
     ## Version History
 
@@ -300,14 +310,13 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
                 "request": text,
             }
         )
+        #: What the agent says for each action (the text after ``"Agent: "``).
+        self.agent_phrases: tuple[str, ...] = tuple(
+            data.RESOLVE_PHRASE.format(label=label) for label in bank.labels
+        ) + tuple(data.AGENT_PHRASES[name] for name in ("ask_clarify", "apologise", "escalate"))
         self._agent_segments = tuple(
-            f"Agent: {data.RESOLVE_PHRASE.format(label=label)}"[: self.max_length]
-            for label in bank.labels
-        ) + tuple(
-            f"Agent: {data.AGENT_PHRASES[name]}"[: self.max_length]
-            for name in ("ask_clarify", "apologise", "escalate")
+            f"{AGENT_PREFIX}{phrase}"[: self.max_length] for phrase in self.agent_phrases
         )
-        self._pad = tuple(("",) * (self.history - n) for n in range(self.history + 1))
         cum = np.cumsum(self.mood_probs)
         self._mood_cum = tuple(float(c) for c in cum / cum[-1])
         self._clear()
@@ -449,10 +458,12 @@ class CustomerServiceEnv(_DialogueRendering, _PlanningSupport, gym.Env[dict, int
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask over actions: ``False`` for groups the customer already rejected."""
-        mask = np.ones(len(self.action_names), dtype=bool)
-        rejected = self._rejected
-        while rejected:
-            low = rejected & -rejected
-            mask[low.bit_length() - 1] = False
-            rejected ^= low
-        return mask
+        return rejected_mask(self._rejected, len(self.action_names))
+
+    def live_session(self) -> LiveDialogue:
+        """A new :class:`~envs.customer_service.live.LiveDialogue` with this env's settings.
+
+        A real customer's texts go in, this env's observations and action masks come out; the
+        env itself is not touched (see "Live sessions" above).
+        """
+        return LiveDialogue(self)

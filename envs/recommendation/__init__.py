@@ -6,6 +6,7 @@ Public surface:
   state :class:`RecState`.
 * Catalogues: :class:`Catalog`, :func:`generate_catalog`, :func:`load_catalog`,
   :class:`CatalogError`.
+* Live sessions: :class:`LiveRecommendation` (``env.live_session()``), :class:`LiveInputError`.
 * The user model: :class:`UserConfig`, :data:`DYNAMICS`, :class:`SessionUser`.
 * Baselines: :class:`RandomPolicy`, :class:`PopularityPolicy`, :class:`MyopicPolicy`,
   :class:`OracleGreedyPolicy`, :class:`BestTopicPolicy`.
@@ -31,6 +32,7 @@ from envs.recommendation.env import (
     RecState,
     ResetNeededError,
 )
+from envs.recommendation.live import LiveInputError, LiveRecommendation
 from envs.recommendation.user_model import (
     DYNAMICS,
     RecommendationConfigError,
@@ -41,6 +43,8 @@ from envs.recommendation.user_model import (
 __all__ = [
     "RecommendationEnv",
     "RecState",
+    "LiveRecommendation",
+    "LiveInputError",
     "InvalidSlateError",
     "ResetNeededError",
     "RecommendationConfigError",

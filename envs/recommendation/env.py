@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs._text import text_space
+from envs.recommendation._observation import N_FEATURES, session_observation
 from envs.recommendation._planning import _PlanningSupport
 from envs.recommendation.baselines import (
     BestTopicPolicy,
@@ -27,6 +28,7 @@ from envs.recommendation.baselines import (
 )
 from envs.recommendation.catalog import Catalog, generate_catalog, load_catalog
 from envs.recommendation.errors import InvalidSlateError, ResetNeededError
+from envs.recommendation.live import LiveRecommendation
 from envs.recommendation.state import RecState
 from envs.recommendation.user_model import (
     DYNAMICS,
@@ -36,8 +38,6 @@ from envs.recommendation.user_model import (
 )
 
 __all__ = ["RecommendationEnv", "RecState", "InvalidSlateError", "ResetNeededError"]
-
-_N_FEATURES = 5
 
 
 @functools.lru_cache(maxsize=8)
@@ -125,6 +125,13 @@ class RecommendationEnv(_PlanningSupport, gym.Env):
     ``fatigue_decay``, ``boredom`` (None: the preset's value), ``catalog`` (CSV path),
     ``n_items``, ``catalog_seed``, ``cue_noise``, ``max_text_length``, ``render_mode``
     (``"ansi"``).
+
+    ## Live sessions
+
+    :meth:`live_session` returns a :class:`~envs.recommendation.live.LiveRecommendation`: a
+    real user's candidate texts (and optionally the texts they chose before and each
+    candidate's popularity) and their clicks (``record``) build the observation this env
+    would show, by the same code, so a policy trained here ranks real items unchanged.
 
     ## Version History
 
@@ -225,7 +232,7 @@ class RecommendationEnv(_PlanningSupport, gym.Env):
                 "candidates": spaces.Tuple([text] * n_candidates),
                 "history": spaces.Tuple([text] * history_length),
                 "candidate_popularity": spaces.Box(0.0, big, (n_candidates,), np.float32),
-                "features": spaces.Box(0.0, big, (_N_FEATURES,), np.float32),
+                "features": spaces.Box(0.0, big, (N_FEATURES,), np.float32),
             }
         )
         if slate_size == 1:
@@ -239,7 +246,6 @@ class RecommendationEnv(_PlanningSupport, gym.Env):
         self._popularity = self.catalog.popularity
         self._n_items = self.catalog.n_items
         self._pad = (-1,) * slate_size
-        self._empty_history = ("",) * history_length
         self.user = SessionUser(self.user_config)
         self._started = False
         self._candidates: list[int] = []
@@ -308,6 +314,14 @@ class RecommendationEnv(_PlanningSupport, gym.Env):
         lines += [f"  [{p}] {self._texts[i]}" for p, i in enumerate(self._candidates)]
         return "\n".join(lines)
 
+    def live_session(self) -> LiveRecommendation:
+        """A new :class:`~envs.recommendation.live.LiveRecommendation` with this env's settings.
+
+        A real user's candidates, history and clicks go in, this env's observations come out;
+        the env itself is not touched (see "Live sessions" above).
+        """
+        return LiveRecommendation(self)
+
     # ------------------------------------------------------------------ internals
     def _parse(self, action: Any) -> list[int]:
         n = self.n_candidates
@@ -339,25 +353,18 @@ class RecommendationEnv(_PlanningSupport, gym.Env):
 
     def _observe(self) -> dict[str, Any]:
         texts = self._texts
-        history = tuple(texts[i] for i in self._history)
-        if len(history) < self.history_length:
-            history += self._empty_history[len(history) :]
-        features = np.array(
-            [
-                self._step / 100.0,
-                1.0 if self._last_clicked else 0.0,
-                self._clicks / 100.0,
-                self._watch / self.user_config.budget,
-                self._streak / 10.0,
-            ],
-            dtype=np.float32,
+        return session_observation(
+            [texts[i] for i in self._candidates],
+            [texts[i] for i in self._history],
+            self._popularity[self._candidates],
+            history_length=self.history_length,
+            step=self._step,
+            last_clicked=self._last_clicked,
+            clicks=self._clicks,
+            watch=self._watch,
+            budget=self.user_config.budget,
+            streak=self._streak,
         )
-        return {
-            "candidates": tuple([texts[i] for i in self._candidates]),
-            "history": history,
-            "candidate_popularity": self._popularity[self._candidates],
-            "features": features,
-        }
 
     def _metrics(self) -> dict[str, float]:
         steps = self._step

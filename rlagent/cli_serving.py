@@ -1,0 +1,86 @@
+"""The ``serve`` and ``logs`` subcommands of ``rlagent``: argument parsing only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["add_serving_parsers", "cmd_logs", "cmd_serve"]
+
+
+def add_serving_parsers(sub: Any, add_env: Callable[..., None]) -> None:
+    """Add ``rlagent serve`` and ``rlagent logs export`` to the subparsers ``sub``."""
+    srv = sub.add_parser(
+        "serve",
+        help="serve a trained agent over HTTP (API, web pages, interaction log)",
+        description="Serve MODEL over HTTP with a JSON API and web pages for people, logging "
+        "every decision with its action probabilities. See docs/serving.md.",
+    )
+    srv.add_argument("model", metavar="MODEL", help="a model directory (DIR/model of a run)")
+    add_env(srv, required=False, help="the env to serve (default: the model's own)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost)")
+    srv.add_argument("--port", type=int, default=8000)
+    log = srv.add_mutually_exclusive_group()
+    log.add_argument("--log", default=None, metavar="PATH", help="SQLite interaction log")
+    log.add_argument("--no-log", action="store_true", help="log nothing")
+    srv.add_argument("--planner", choices=["mcts"], help="plan at decision time")
+    srv.add_argument("--simulations", type=int, default=64, help="MCTS simulations per step")
+    srv.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    srv.add_argument("--max-batch", type=int, help="most decisions per forward pass (1: none)")
+    srv.add_argument("--max-wait-ms", type=float, help="longest wait for a batch to fill")
+    srv.add_argument("--session-ttl", type=float, help="seconds before an idle session expires")
+
+    logs = sub.add_parser("logs", help="work with the interaction logs that a server writes")
+    verbs = logs.add_subparsers(dest="logs_command", required=True)
+    export = verbs.add_parser(
+        "export",
+        help="write an interaction log as a Minari dataset",
+        description="Write the interaction log PATH as a Minari dataset in DIR: one episode per "
+        "session, with each decision's action probabilities and propensity in its infos "
+        "(docs/serving.md, Interaction log).",
+    )
+    export.add_argument("path", metavar="PATH", help="the interaction log (an SQLite file)")
+    export.add_argument("--to", required=True, metavar="DIR", help="the dataset folder to write")
+    export.add_argument("--dataset-id", metavar="ID", help="Minari id (default: from DIR)")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export in DIR")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run ``rlagent serve``."""
+    from rlagent.serving import DEFAULT_LOG, ServeConfig, serve
+    from rlagent.training import parse_kwargs
+
+    limits = {
+        "max_batch": args.max_batch,
+        "max_wait_ms": args.max_wait_ms,
+        "session_ttl_s": args.session_ttl,
+    }
+    config = ServeConfig(**{k: v for k, v in limits.items() if v is not None})
+    serve(
+        args.model,
+        env_id=args.env,
+        env_kwargs=parse_kwargs(args.env_kwargs) or None,
+        host=args.host,
+        port=args.port,
+        log=None if args.no_log else (args.log or DEFAULT_LOG),
+        planner=args.planner,
+        simulations=args.simulations,
+        device=args.device,
+        config=config,
+    )
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Run ``rlagent logs export``."""
+    from rlagent.serving.log_export import export_minari
+
+    out = export_minari(args.path, args.to, dataset_id=args.dataset_id, overwrite=args.overwrite)
+    metadata = json.loads((out / "data" / "metadata.json").read_text(encoding="utf-8"))
+    print(
+        f"Wrote {metadata['total_episodes']} episodes ({metadata['total_steps']} decisions) to "
+        f"{out}; read them with rlagent.datasets.read_episodes({str(out)!r})"
+    )
+    return 0
