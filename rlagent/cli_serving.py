@@ -104,7 +104,7 @@ def add_bench_serve_options(bench: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--clients", type=int, nargs="+", metavar="N", help="concurrency levels (1 16 64)"
     )
-    group.add_argument("--requests", type=int, metavar="N", help="turns per level per server (512)")
+    group.add_argument("--requests", type=int, metavar="N", help="turns per level per server (384)")
     group.add_argument(
         "--rounds", type=int, metavar="N", help="runs per level, servers alternating (2)"
     )

@@ -84,7 +84,7 @@ class ServeBenchConfig:
     """
 
     clients: tuple[int, ...] = (1, 16, 64)
-    requests: int = 512
+    requests: int = 384
     rounds: int = 2
     turns_per_session: int = 4
     max_batch: int = ServeConfig.max_batch
