@@ -9,6 +9,14 @@ the arrays of :mod:`rlagent.datasets.ope_data` and the value models of
 """
 
 from rlagent.datasets.episodes import DatasetError, Episode, read_episodes
+from rlagent.datasets.off_policy import (
+    OPEReport,
+    Target,
+    action_indices,
+    dataset_env,
+    evaluate_dataset,
+    off_policy_evaluate,
+)
 from rlagent.datasets.ope import (
     ESTIMATORS,
     Estimate,
@@ -29,6 +37,7 @@ from rlagent.datasets.ope_models import (
     fit_fqe,
     q_and_v,
 )
+from rlagent.datasets.target import TargetOutputs, TargetPolicy
 
 __all__ = [
     "ESTIMATORS",
@@ -39,14 +48,22 @@ __all__ = [
     "LinearQ",
     "OPEData",
     "OPEError",
+    "OPEReport",
     "SupportReport",
+    "Target",
+    "TargetOutputs",
+    "TargetPolicy",
+    "action_indices",
     "check_support",
     "cross_fitted_q_and_v",
+    "dataset_env",
     "direct_method",
     "doubly_robust",
     "effective_sample_size",
     "estimate_all",
+    "evaluate_dataset",
     "fit_fqe",
+    "off_policy_evaluate",
     "importance_sampling",
     "ope_data",
     "per_decision_importance_sampling",
