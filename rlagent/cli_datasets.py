@@ -48,7 +48,7 @@ def cmd_ope(args: argparse.Namespace) -> int:
         args.dataset,
         args.policy,
         env_id=args.env,
-        env_kwargs=parse_kwargs(args.env_kwargs) if args.env else None,
+        env_kwargs=parse_kwargs(args.env_kwargs) or None,
         device=args.device,
         gamma=args.gamma,
         max_weight=args.max_weight,
