@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlagent.cli_datasets import add_dataset_parsers, cmd_ope
 from rlagent.cli_serving import add_serving_parsers, cmd_logs, cmd_serve
 
 __all__ = ["build_parser", "main"]
@@ -238,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     fin.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     fin.add_argument("--json", action="store_true", help="print one JSON object")
     add_serving_parsers(sub, _add_env)
+    add_dataset_parsers(sub, _add_env)
     return parser
 
 
@@ -540,6 +542,7 @@ _COMMANDS = {
     "finetune": _cmd_finetune,
     "serve": cmd_serve,
     "logs": cmd_logs,
+    "ope": cmd_ope,
 }
 
 

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("training", ("rlagent.training",)),
     ("benchmarks", ("rlagent.benchmarks",)),
     ("serving", ("rlagent.serving", "rlagent.datasets")),
-    ("cli", ("rlagent.cli", "rlagent.cli_serving", "rlagent.errors")),
+    ("cli", ("rlagent.cli", "rlagent.cli_serving", "rlagent.cli_datasets", "rlagent.errors")),
 )
 _RANK = {
     prefix: (rank, name) for rank, (name, prefixes) in enumerate(LAYERS) for prefix in prefixes
