@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlagent.cli_datasets import add_dataset_parsers, cmd_ope
+from rlagent.cli_datasets import add_dataset_parsers, cmd_learn, cmd_ope
 from rlagent.cli_serving import add_serving_parsers, cmd_logs, cmd_serve
 
 __all__ = ["build_parser", "main"]
@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="before PPO, train the policy and critic on the env's expert (the baseline its "
         "EXPERT names, else its oracle) in the training env, then keep a behaviour-cloning "
         "term that decays to 0; the config's warm_start group tunes it",
+    )
+    train.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this model folder's weights (e.g. one rlagent learn wrote); the run's "
+        "settings must build the same env, encoder and layers",
     )
     group = train.add_mutually_exclusive_group()
     group.add_argument(
@@ -270,6 +276,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         checkpoint_freq=args.checkpoint_freq,
         baseline_episodes=args.baseline_episodes,
         warm_start={"enabled": True} if args.warm_start else None,
+        init_model=args.init,
     )
     if args.env is None and not args.resume:
         raise ConfigError(
@@ -543,6 +550,7 @@ _COMMANDS = {
     "serve": cmd_serve,
     "logs": cmd_logs,
     "ope": cmd_ope,
+    "learn": cmd_learn,
 }
 
 

@@ -30,6 +30,7 @@ from rlagent.agents.factory import (
     spec_of,
     wrap_for_model,
 )
+from rlagent.agents.initial_weights import InitModelError, load_initial_weights
 from rlagent.agents.loading import (
     ModelEnvMismatchError,
     export_model,
@@ -38,6 +39,14 @@ from rlagent.agents.loading import (
     read_policy_state,
 )
 from rlagent.agents.manifest import UnsupportedModelError
+from rlagent.agents.offline_learning import (
+    OfflineConfig,
+    OfflineLearningError,
+    OfflineScores,
+    advantage_weights,
+    fit_offline,
+    offline_scores,
+)
 from rlagent.agents.policy import TextActorCriticPolicy
 from rlagent.agents.saving import ModelFileError, read_manifest, save_model
 from rlagent.agents.settings import AgentConfig, AuxiliaryConfig, ConfigError
@@ -74,6 +83,14 @@ __all__ = [
     "WarmStartError",
     "WarmStartResult",
     "warm_start",
+    "InitModelError",
+    "load_initial_weights",
+    "OfflineConfig",
+    "OfflineLearningError",
+    "OfflineScores",
+    "advantage_weights",
+    "fit_offline",
+    "offline_scores",
     "CandidateLayoutError",
     "CriticOnlyError",
     "ModelEnvMismatchError",

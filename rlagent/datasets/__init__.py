@@ -5,7 +5,9 @@ log) or collected with the same layout; see :mod:`rlagent.datasets.episodes`.
 :func:`off_policy_evaluate` estimates a target policy's value from such episodes alone
 (:mod:`rlagent.datasets.off_policy`), with the estimators of :mod:`rlagent.datasets.ope` on
 the arrays of :mod:`rlagent.datasets.ope_data` and the value models of
-:mod:`rlagent.datasets.ope_models`. Nothing here imports torch until a model is loaded.
+:mod:`rlagent.datasets.ope_models`. :func:`learn_from_dataset` trains a policy from such episodes
+alone (:mod:`rlagent.datasets.offline`: behaviour cloning weighted by feedback, or
+advantage-weighted regression). Nothing here imports torch until a model is loaded.
 """
 
 from rlagent.datasets.episodes import DatasetError, Episode, read_episodes
@@ -16,6 +18,16 @@ from rlagent.datasets.off_policy import (
     dataset_env,
     evaluate_dataset,
     off_policy_evaluate,
+)
+from rlagent.datasets.offline import (
+    FEEDBACK_WEIGHTS,
+    GOOD_RATING,
+    OfflineResult,
+    episode_outcome,
+    feedback_weights,
+    learn_from_dataset,
+    logged_decisions,
+    split_episodes,
 )
 from rlagent.datasets.ope import (
     ESTIMATORS,
@@ -41,6 +53,14 @@ from rlagent.datasets.target import TargetOutputs, TargetPolicy
 
 __all__ = [
     "ESTIMATORS",
+    "FEEDBACK_WEIGHTS",
+    "GOOD_RATING",
+    "OfflineResult",
+    "episode_outcome",
+    "feedback_weights",
+    "learn_from_dataset",
+    "logged_decisions",
+    "split_episodes",
     "DatasetError",
     "Episode",
     "Estimate",
