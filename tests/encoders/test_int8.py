@@ -164,3 +164,33 @@ def test_int8_is_refused_for_trainable_encoders():
     extractor = TextFeaturesExtractor(_space(), encoder="tiny-random", mode="full")
     with pytest.raises(EncoderDtypeError, match=re.escape(message)):
         extractor.set_encoder_dtype("int8")
+
+
+@needs_ort
+def test_the_dtype_bench_reports_every_variant_against_fp32():
+    from rlagent.benchmarks.encoder_dtypes import format_dtype_bench, run_dtype_bench
+
+    result = run_dtype_bench(
+        encoder="tiny-random", dtypes=["int8", "onnx-fp32"], batch_sizes=[1, 4], quick=True
+    )
+    assert list(result["variants"]) == ["fp32", "int8", "onnx-fp32"]
+    assert set(result["ratios"]) == {f"{v}@{b}" for v in result["variants"] for b in (1, 4)}
+    assert result["ratios"]["fp32@1"] == 1.0 and result["int8_backend"] == "onnxruntime"
+    assert "| int8 |" in format_dtype_bench(result)
+    with pytest.raises(ValueError, match=re.escape("Unknown encoder dtype variant(s) ['fp16']")):
+        run_dtype_bench(encoder="tiny-random", dtypes=["fp16"])
+
+
+@needs_ort
+def test_rlagent_bench_encoder_takes_dtypes(capsys):
+    import json
+
+    from rlagent.cli import main
+
+    args = ["bench", "encoder", "--encoder", "tiny-random", "--dtypes", "int8", "--quick"]
+    assert main([*args, "--batch-sizes", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["benchmark"] == "encoder_dtypes" and list(result["ratios"]) == [
+        "fp32@2",
+        "int8@2",
+    ]
