@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hidden states to pool per segment, e.g. -1 3 (0 is the embeddings, -1 the last "
         "layer); -1 alone for an encoder with fewer layers than the config names",
     )
+    train.add_argument(
+        "--encoder-dtype",
+        choices=["auto", "fp32", "bf16", "int8"],
+        help="what the encoder runs in; int8 (frozen mode only) is a dynamically quantised "
+        "copy, see docs/encoders.md",
+    )
     train.add_argument("--n-envs", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -174,6 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--encoder", default="default")
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--quick", action="store_true", help="small budgets (smoke test)")
+    bench.add_argument(
+        "--dtypes",
+        nargs="+",
+        metavar="DTYPE",
+        help="encoder: measure texts/s of these encoder dtypes instead of PPO frames/s "
+        "(fp32 bf16 int8; diagnostics int8-all onnx-fp32), as ratios to fp32",
+    )
+    bench.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=[1, 32],
+        metavar="N",
+        help="with --dtypes: texts per encoder call (default 1 32)",
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
     tune = sub.add_parser("tune", help="search PPO and encoder hyperparameters")
@@ -268,6 +289,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         encoder_mode=args.encoder_mode,
         encoder_layers=args.encoder_layers,
+        encoder_dtype=args.encoder_dtype,
         n_envs=args.n_envs,
         seed=args.seed,
         device=args.device,
@@ -411,7 +433,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.target == "encoder":
+    if args.dtypes and args.target != "encoder":
+        raise ValueError("--dtypes belongs to `rlagent bench encoder`.")
+    if args.target == "encoder" and args.dtypes:
+        from rlagent.benchmarks.encoder_dtypes import format_dtype_bench, run_dtype_bench
+
+        result = run_dtype_bench(
+            encoder=args.encoder,
+            dtypes=args.dtypes,
+            batch_sizes=args.batch_sizes,
+            repeats=args.repeats,
+            quick=args.quick,
+        )
+        text = format_dtype_bench(result)
+    elif args.target == "encoder":
         from rlagent.benchmarks.encoder import format_encoder_bench, run_encoder_bench
 
         result = run_encoder_bench(

@@ -22,6 +22,13 @@ from rlagent.agents.demonstrations import (
     collect_demonstrations,
     make_expert,
 )
+from rlagent.agents.encoder_dtype import (
+    AgreementReport,
+    check_agreement,
+    encoder_dtype_of,
+    resolve_encoder_dtype,
+    set_encoder_dtype,
+)
 from rlagent.agents.factory import (
     PPO_DEFAULTS,
     make_ppo,
@@ -59,10 +66,17 @@ from rlagent.agents.warm_starting import (
     model_demonstrations,
     warm_start,
 )
+from rlagent.encoders.dtypes import EncoderDtypeError
 from rlagent.pipeline import NotATextModelError, ObservationPipeline, make_vec_env, pipeline_of
 
 __all__ = [
     "AgentConfig",
+    "AgreementReport",
+    "EncoderDtypeError",
+    "check_agreement",
+    "encoder_dtype_of",
+    "resolve_encoder_dtype",
+    "set_encoder_dtype",
     "AuxiliaryConfig",
     "ConfigError",
     "AuxiliaryBottleneck",
