@@ -28,6 +28,11 @@ def add_serving_parsers(sub: Any, add_env: Callable[..., None]) -> None:
     srv.add_argument("--planner", choices=["mcts"], help="plan at decision time")
     srv.add_argument("--simulations", type=int, default=64, help="MCTS simulations per step")
     srv.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    srv.add_argument(
+        "--encoder-dtype",
+        choices=["auto", "fp32", "bf16", "int8"],
+        help="encoder precision (default: as trained); int8 only where it agrees with fp32",
+    )
     srv.add_argument("--max-batch", type=int, help="most decisions per forward pass (1: none)")
     srv.add_argument("--max-wait-ms", type=float, help="longest wait for a batch to fill")
     srv.add_argument("--session-ttl", type=float, help="seconds before an idle session expires")
@@ -78,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         planner=args.planner,
         simulations=args.simulations,
         device=args.device,
+        encoder_dtype=args.encoder_dtype,
         config=config,
     )
     if args.ray:
