@@ -176,8 +176,6 @@ class ModelBehaviour:
         model_hash: Its hash (:func:`rlagent.agents.saving.model_hash`).
     """
 
-    deterministic = False
-
     def __init__(
         self,
         model: Any,
@@ -201,6 +199,11 @@ class ModelBehaviour:
         self.n_actions = _n_actions(env.action_space)
         self.pipeline = pipeline_of(model)
         self._convert = observation_converter(env, self.pipeline)
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether every decision has propensity 1 (epsilon 0 around the mode)."""
+        return self.epsilon == 0
 
     def identity(self) -> dict[str, Any]:
         """What the dataset's metadata records of the policy."""

@@ -199,6 +199,17 @@ def _make_behaviour(
     )
 
 
+def _snapshot(observation: Any) -> Any:
+    """``observation`` with its arrays copied (an env may reuse its buffers between steps)."""
+    if isinstance(observation, dict):
+        return {key: _snapshot(value) for key, value in observation.items()}
+    if isinstance(observation, tuple):
+        return tuple(_snapshot(value) for value in observation)
+    if isinstance(observation, np.ndarray):
+        return observation.copy()
+    return observation
+
+
 def _sample(probabilities: np.ndarray, rng: np.random.Generator) -> int:
     """An index drawn from ``probabilities`` (never one of probability 0)."""
     cumulative = np.cumsum(probabilities)
@@ -289,11 +300,13 @@ def collect(
     envs = make_envs(min(episodes, batch_size) if lockstep else 1)
     behaviour = build(envs)
     if behaviour.deterministic:
+        identity = behaviour.identity()
+        label = repr(identity.get("name")) if identity["kind"] == "baseline" else "The model"
+        how = "without epsilon" if epsilon is None else "with epsilon 0"
         warnings.warn(
-            f"{behaviour.identity()['name']!r} without epsilon is deterministic: every decision "
-            "is recorded with propensity 1, so off-policy evaluation has no support for any "
-            "other action (it can evaluate only policies that act exactly like it); pass "
-            "epsilon (--epsilon 0.1) to explore.",
+            f"{label} {how} is deterministic: every decision is recorded with propensity 1, so "
+            "off-policy evaluation has no support for any other action (it can evaluate only "
+            "policies that act exactly like it); pass epsilon (--epsilon 0.1) to explore.",
             DeterministicBehaviourWarning,
             stacklevel=2,
         )
@@ -390,7 +403,7 @@ def _play(
         env = envs[slot]
         observation, _ = env.reset(seed=seed + index)
         behaviour.reset(slot, seed + index)
-        running[slot] = _Episode(index, rngs[index], [observation], [action_mask(env)])
+        running[slot] = _Episode(index, rngs[index], [_snapshot(observation)], [action_mask(env)])
 
     for slot in range(len(envs)):
         start(slot)
@@ -410,7 +423,7 @@ def _play(
             episode.rewards.append(float(reward))
             episode.probabilities.append(probabilities)
             episode.propensities.append(float(probabilities[index]))
-            episode.observations.append(observation)
+            episode.observations.append(_snapshot(observation))
             episode.masks.append(action_mask(envs[slot]))
             if terminated or truncated:
                 buffers[episode.index], metas[episode.index] = _finish(

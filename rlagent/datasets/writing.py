@@ -260,10 +260,17 @@ class DatasetWriter:
                 "rlagent": json.loads(json.dumps(own, default=repr)),
             }
         )
-        storage.update_episodes(buffers)
-        if buffers and episode_metadata is not None:
-            metas = [json.loads(json.dumps(dict(m), default=repr)) for m in episode_metadata]
-            storage.update_episode_metadata(metas, range(len(buffers)))
+        # Minari re-measures the whole folder after every episode it writes (quadratic in the
+        # episodes: 5,000 would take most of an hour); measure it once, at the end.
+        storage.get_size = lambda: 0.0
+        try:
+            storage.update_episodes(buffers)
+            if buffers and episode_metadata is not None:
+                metas = [json.loads(json.dumps(dict(m), default=repr)) for m in episode_metadata]
+                storage.update_episode_metadata(metas, range(len(buffers)))
+        finally:
+            del storage.get_size
+        storage.update_metadata({"dataset_size": storage.get_size()})
         return out
 
 

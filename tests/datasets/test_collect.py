@@ -383,3 +383,10 @@ def test_a_masked_target_reads_the_recorded_masks(models, tmp_path):
     report = off_policy_evaluate(read_episodes(out), target, value_model=None, n_bootstrap=20)
     # The uniform part covers every allowed action, and the masked target takes no other.
     assert report.support.poorly_supported == 0 and report.support.max_unsupported_mass < 1e-6
+
+
+def test_a_model_with_epsilon_zero_is_deterministic_and_says_so(models, tmp_path):
+    message = "The model with epsilon 0 is deterministic: every decision is recorded with "
+    with pytest.warns(DeterministicBehaviourWarning, match=re.escape(message)):
+        out = collect(models["cs"], CS, episodes=2, out_dir=tmp_path / "ds", epsilon=0.0)
+    assert all((e.propensities == 1.0).all() for e in read_episodes(out))
