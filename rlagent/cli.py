@@ -1,6 +1,7 @@
 """The ``rlagent`` command line. It only parses arguments and calls library functions.
 
-Subcommands: ``train``, ``evaluate``, ``export``, ``bench``, ``tune`` and ``finetune``;
+Subcommands: ``train``, ``evaluate``, ``export``, ``bench``, ``tune``, ``finetune``, ``serve``,
+``logs``, ``collect`` and ``ope``;
 ``rlagent COMMAND --help`` lists each one's flags (docs/cli.md has examples).
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlagent.cli_datasets import add_dataset_parsers, cmd_learn, cmd_ope
+from rlagent.cli_datasets import add_dataset_parsers, cmd_collect, cmd_learn, cmd_ope
 from rlagent.cli_serving import add_serving_parsers, cmd_logs, cmd_serve
 
 __all__ = ["build_parser", "main"]
@@ -584,6 +585,7 @@ _COMMANDS = {
     "finetune": _cmd_finetune,
     "serve": cmd_serve,
     "logs": cmd_logs,
+    "collect": cmd_collect,
     "ope": cmd_ope,
     "learn": cmd_learn,
 }

@@ -1,6 +1,6 @@
-"""The ``ope`` and ``learn`` subcommands of ``rlagent`` (datasets of logged decisions).
+"""The ``collect``, ``ope`` and ``learn`` subcommands of ``rlagent`` (datasets of logged decisions).
 
-Argument parsing only: each calls a function of :mod:`rlagent.datasets`.
+Argument parsing only: each calls a library function of :mod:`rlagent.datasets`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,47 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_dataset_parsers", "cmd_learn", "cmd_ope"]
+__all__ = ["add_dataset_parsers", "cmd_collect", "cmd_learn", "cmd_ope"]
+
+
+def _add_collect(sub: Any, add_env: Callable[..., None]) -> None:
+    collect = sub.add_parser(
+        "collect",
+        help="record simulator episodes with the behaviour policy's action probabilities",
+        description="Play MODEL (a model folder) or BASELINE (a baseline of the env) for N "
+        "episodes and write them as a Minari dataset in DIR, with the behaviour policy's full "
+        "action distribution and the propensity of each action taken, the layout rlagent "
+        "logs export writes and rlagent ope reads. A model samples its own distribution "
+        "(--temperature divides its logits) or, with --epsilon, acts epsilon-greedy around "
+        "its most likely action; a baseline is deterministic unless --epsilon makes it "
+        "epsilon-soft. See docs/feedback.md.",
+    )
+    collect.add_argument("policy", metavar="MODEL|BASELINE", help="a model folder or baseline")
+    add_env(
+        collect, required=False, help="the env to play (default: the model's; a baseline needs it)"
+    )
+    collect.add_argument("--episodes", type=int, required=True, metavar="N")
+    explore = collect.add_mutually_exclusive_group()
+    explore.add_argument(
+        "--epsilon", type=float, metavar="E", help="share of uniformly random actions, in [0, 1]"
+    )
+    explore.add_argument(
+        "--temperature", type=float, metavar="T", help="a model's sampling temperature (> 0)"
+    )
+    collect.add_argument("--out", required=True, metavar="DIR", help="the dataset folder")
+    collect.add_argument("--seed", type=int, default=0, help="episode i uses env seed S + i")
+    collect.add_argument("--overwrite", action="store_true", help="replace an earlier dataset")
+    collect.add_argument("--dataset-id", help="Minari id (default rlagent-collect/<DIR>-v0)")
+    collect.add_argument(
+        "--batch-size", type=int, default=64, help="envs played in lockstep by a model"
+    )
+    collect.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    collect.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def add_dataset_parsers(sub: Any, add_env: Callable[..., None]) -> None:
-    """Add ``rlagent ope`` and ``rlagent learn`` to the subparsers ``sub``."""
+    """Add ``rlagent collect``, ``rlagent ope`` and ``rlagent learn`` to ``sub``."""
+    _add_collect(sub, add_env)
     ope = sub.add_parser(
         "ope",
         help="estimate a policy's value from logged episodes (off-policy evaluation)",
@@ -155,5 +191,39 @@ def cmd_learn(args: argparse.Namespace) -> int:
         f"({result.decisions} decisions) in {result.wall_time_s:.0f} s; {held}. Saved "
         f"{result.model_path}; continue with PPO: rlagent train --env "
         f"{result.settings['env_id']} --init {result.model_path}"
+    )
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Run ``rlagent collect``."""
+    from rlagent.datasets import collect, collect_summary
+    from rlagent.training import parse_kwargs
+
+    out = collect(
+        args.policy,
+        args.env,
+        env_kwargs=parse_kwargs(args.env_kwargs) if args.env_kwargs else None,
+        episodes=args.episodes,
+        out_dir=args.out,
+        seed=args.seed,
+        epsilon=args.epsilon,
+        temperature=args.temperature,
+        overwrite=args.overwrite,
+        device=args.device,
+        dataset_id=args.dataset_id,
+        batch_size=args.batch_size,
+    )
+    summary = collect_summary(out)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    figures = summary["summary"]
+    metrics = "".join(f", {k} {v:.3f}" for k, v in figures["metrics"].items())
+    print(
+        f"Wrote {figures['episodes']} episodes ({figures['decisions']} decisions) of "
+        f"{summary['behaviour']} on {summary['env_id']} to {out} in "
+        f"{figures['wall_time_s']:.1f} s ({figures['episodes_per_s']:.1f} episodes/s): mean "
+        f"return {figures['mean_return']:.3f}{metrics}"
     )
     return 0

@@ -1,7 +1,9 @@
 """Datasets of logged decisions and off-policy evaluation of a target policy on them.
 
 :func:`read_episodes` reads a Minari dataset written by ``rlagent logs export`` (an interaction
-log) or collected with the same layout; see :mod:`rlagent.datasets.episodes`.
+log) or by :func:`collect` (``rlagent collect``: episodes of a model or a baseline played in the
+simulator, :mod:`rlagent.datasets.collect`), both through the one writer
+:mod:`rlagent.datasets.writing`; see :mod:`rlagent.datasets.episodes`.
 :func:`off_policy_evaluate` estimates a target policy's value from such episodes alone
 (:mod:`rlagent.datasets.off_policy`), with the estimators of :mod:`rlagent.datasets.ope` on
 the arrays of :mod:`rlagent.datasets.ope_data` and the value models of
@@ -10,6 +12,8 @@ alone (:mod:`rlagent.datasets.offline`: behaviour cloning weighted by feedback, 
 advantage-weighted regression). Nothing here imports torch until a model is loaded.
 """
 
+from rlagent.datasets.behaviour import CollectError
+from rlagent.datasets.collect import DeterministicBehaviourWarning, collect, collect_summary
 from rlagent.datasets.episodes import DatasetError, Episode, read_episodes
 from rlagent.datasets.off_policy import (
     OPEReport,
@@ -50,6 +54,7 @@ from rlagent.datasets.ope_models import (
     q_and_v,
 )
 from rlagent.datasets.target import TargetOutputs, TargetPolicy
+from rlagent.datasets.writing import DatasetWriteError, DatasetWriter, write_dataset
 
 __all__ = [
     "ESTIMATORS",
@@ -61,7 +66,11 @@ __all__ = [
     "learn_from_dataset",
     "logged_decisions",
     "split_episodes",
+    "CollectError",
     "DatasetError",
+    "DatasetWriteError",
+    "DatasetWriter",
+    "DeterministicBehaviourWarning",
     "Episode",
     "Estimate",
     "FQEConfig",
@@ -75,6 +84,8 @@ __all__ = [
     "TargetPolicy",
     "action_indices",
     "check_support",
+    "collect",
+    "collect_summary",
     "cross_fitted_q_and_v",
     "dataset_env",
     "direct_method",
@@ -91,4 +102,5 @@ __all__ = [
     "read_episodes",
     "weighted_importance_sampling",
     "weighted_per_decision_importance_sampling",
+    "write_dataset",
 ]

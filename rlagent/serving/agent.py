@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from rlagent.agents.loading import load_model
-from rlagent.agents.saving import resolve_model_dir
+from rlagent.agents.saving import model_hash, resolve_model_dir
 from rlagent.agents.slate import SlateDistribution
 from rlagent.agents.trust import is_pickled_model
 from rlagent.evaluation import check_model_fits_env
@@ -81,17 +80,6 @@ class Decision:
     probabilities: dict[str, float]
     probability: float
     value: float | None
-
-
-def model_hash(path: str | os.PathLike) -> str:
-    """The sha256 of a model directory's files (names and contents): stable across copies."""
-    root = Path(path)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        name = file.relative_to(root).as_posix()
-        content = hashlib.sha256(file.read_bytes()).hexdigest()
-        digest.update(f"{name}\0{content}\n".encode())
-    return digest.hexdigest()
 
 
 class ServedAgent:
