@@ -274,6 +274,13 @@ def off_policy_evaluate(
     weights = data.cumulative_weights(max_weight)[0][:, -1]
     ess = effective_sample_size(weights)
     warnings = _warnings(estimates, support, ess, len(episodes), replaced, max_weight)
+    if value_model == "critic" and getattr(target, "critic_shaped", False):
+        warnings.append(
+            "The target model's critic was trained on shaped rewards (reward_shaping): its "
+            "values are the shaped return, which differs from the env's by the shaping "
+            "potential, so dm is biased and dr has more variance than it needs; use "
+            "value_model='fqe' (--value-model fqe)."
+        )
     return OPEReport(
         estimates=estimates,
         ess=ess,

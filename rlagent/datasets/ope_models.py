@@ -44,12 +44,18 @@ class FQEConfig:
         iterations: FQE iterations (``None``: the longest episode's length).
         folds: Cross-fitting folds for :func:`cross_fitted_q_and_v` (1: fit and predict on all
             episodes).
+        max_features: :func:`cross_fitted_q_and_v` projects wider features onto this many
+            seeded random Gaussian directions first (``None``: never). Each taken action
+            keeps a ``[d + 1, d + 1]`` Gram matrix, so a slate policy's actor features (about
+            4,000 wide for the recommendation model) over 100 ordered slates would need more
+            than 12 GB.
     """
 
     ridge: float = 1.0
     action_ridge: float = 10.0
     iterations: int | None = None
     folds: int = 2
+    max_features: int | None = 512
 
 
 @dataclass(frozen=True, eq=False)
@@ -241,6 +247,18 @@ def q_and_v(
     return list(np.split(q_taken, splits)), list(np.split(values, splits))
 
 
+def _project(
+    features: Sequence[np.ndarray], max_features: int | None, seed: int
+) -> Sequence[np.ndarray]:
+    """``features`` onto ``max_features`` seeded random directions when they are wider."""
+    widths = {np.shape(f)[1] for f in features if np.ndim(f) == 2}
+    if max_features is None or len(widths) != 1 or (d := widths.pop()) <= max_features:
+        return features
+    rng = np.random.default_rng([seed, d, max_features])
+    directions = rng.standard_normal((d, max_features)) / np.sqrt(max_features)
+    return [np.asarray(f, dtype=np.float64) @ directions for f in features]
+
+
 def cross_fitted_q_and_v(
     features: Sequence[np.ndarray],
     actions: Sequence[np.ndarray],
@@ -275,6 +293,7 @@ def cross_fitted_q_and_v(
     config = config or FQEConfig()
     if config.folds < 1:
         raise OPEError(f"folds={config.folds}; expected at least 1 (1: no cross-fitting).")
+    features = _project(features, config.max_features, seed)
     n = len(features)
     if config.folds == 1 or n < config.folds:
         model = fit_fqe(

@@ -98,8 +98,12 @@ class TargetPolicy:
         self.n_actions = n_joint_actions(env.action_space)
         self.pipeline = pipeline_of(model)
         self._convert = observation_converter(env, self.pipeline)
-        scale = float((getattr(model, "rlagent_spec", None) or {}).get("reward_scale", 1.0))
+        spec = getattr(model, "rlagent_spec", None) or {}
+        scale = float(spec.get("reward_scale", 1.0))
         self._value_scale = 1.0 / scale
+        #: The critic was trained on shaped rewards (``reward_shaping``): its values are the
+        #: shaped return, off the env's by the shaping potential.
+        self.critic_shaped = bool(spec.get("reward_shaping", False))
 
     @classmethod
     def load(

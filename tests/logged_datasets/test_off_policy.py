@@ -95,6 +95,18 @@ def test_critic_value_model_and_no_value_model():
     # Q(s, a) = V(s): dm is the mean start value of the (exact) critic.
     assert critic.estimates["dm"].value == pytest.approx(true_value(), abs=0.05)
     assert critic.value_model == "critic"
+    assert critic.warnings == ()
+    shaped = TableTarget()
+    shaped.critic_shaped = True  # as TargetPolicy says of a model trained with reward_shaping
+    report = off_policy_evaluate(episodes, shaped, value_model="critic", n_bootstrap=20)
+    assert report.warnings == (
+        "The target model's critic was trained on shaped rewards (reward_shaping): its "
+        "values are the shaped return, which differs from the env's by the shaping "
+        "potential, so dm is biased and dr has more variance than it needs; use "
+        "value_model='fqe' (--value-model fqe).",
+    )
+    fitted = off_policy_evaluate(episodes, shaped, value_model="fqe", n_bootstrap=20)
+    assert fitted.warnings == ()
     bare = off_policy_evaluate(episodes, TableTarget(), value_model=None, n_bootstrap=20)
     assert list(bare.estimates) == KEYS[:4]
     with pytest.raises(OPEError, match=re.escape("value_model='critic' needs a critic")):

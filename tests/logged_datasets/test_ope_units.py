@@ -27,6 +27,7 @@ from rlagent.datasets import (
     weighted_importance_sampling,
     weighted_per_decision_importance_sampling,
 )
+from rlagent.datasets import ope_models as rlagent_models
 
 
 @pytest.fixture
@@ -294,3 +295,28 @@ def test_fqe_input_errors_and_degenerate_data():
     q, v = cross_fitted_q_and_v(features, [np.array([0, 0])], rewards, targets)
     assert q[0].shape == v[0].shape == (2,)
     assert np.all(np.isfinite(q[0]))
+
+
+def test_fqe_projects_wide_features():
+    # Wider features than max_features are projected onto seeded random directions before the
+    # fit (a slate policy's ~4,000 actor features would need a Gram matrix per ordered slate).
+    rng = np.random.default_rng(0)
+    lengths = [2, 3, 1, 2] * 10
+    features = [rng.normal(size=(n, 40)) for n in lengths]
+    actions = [rng.integers(0, 3, size=n) for n in lengths]
+    rewards = [rng.normal(size=n) for n in lengths]
+    targets = [np.full((n, 3), 1 / 3) for n in lengths]
+    narrow = [f[:, :8] @ rng.normal(size=(8, 8)) for f in features]
+    projected = rlagent_models._project(features, 8, seed=3)
+    assert [p.shape for p in projected] == [(n, 8) for n in lengths]
+    again = rlagent_models._project(features, 8, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(projected, again, strict=True))
+    assert rlagent_models._project(narrow, 8, seed=3) is narrow
+    assert rlagent_models._project(features, None, seed=3) is features
+    config = FQEConfig(max_features=8)
+    q, v = cross_fitted_q_and_v(features, actions, rewards, targets, config=config, seed=3)
+    q_direct, v_direct = cross_fitted_q_and_v(
+        projected, actions, rewards, targets, config=FQEConfig(max_features=None), seed=3
+    )
+    for a, b in zip(q + v, q_direct + v_direct, strict=True):
+        np.testing.assert_allclose(a, b)
