@@ -19,7 +19,13 @@ from typing import Any
 
 from rlagent.cli_datasets import add_dataset_parsers, cmd_collect, cmd_learn, cmd_ope
 from rlagent.cli_finetune import add_finetune_parser, cmd_finetune
-from rlagent.cli_serving import add_serving_parsers, cmd_logs, cmd_serve
+from rlagent.cli_serving import (
+    add_bench_serve_options,
+    add_serving_parsers,
+    bench_serve,
+    cmd_logs,
+    cmd_serve,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -177,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     bench = sub.add_parser("bench", help="measure speed")
-    bench.add_argument("target", choices=["encoder", "env", "mcts"])
+    bench.add_argument("target", choices=["encoder", "env", "mcts", "serve"])
     bench.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     bench.add_argument("--encoder", default="default")
     bench.add_argument("--repeats", type=int, default=3)
@@ -198,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --dtypes: texts per encoder call (default 1 32)",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    add_bench_serve_options(bench)
 
     tune = sub.add_parser("tune", help="search PPO and encoder hyperparameters")
     _add_env(tune, required=True)
@@ -415,6 +422,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         result = run_env_bench(repeats=args.repeats, quick=args.quick)
         text = format_env_bench(result)
+    elif args.target == "serve":
+        result, text = bench_serve(args)
     else:
         from rlagent.benchmarks.mcts import format_mcts_bench, run_mcts_bench
 

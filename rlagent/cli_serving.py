@@ -7,7 +7,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_serving_parsers", "cmd_logs", "cmd_serve"]
+__all__ = [
+    "add_bench_serve_options",
+    "add_serving_parsers",
+    "bench_serve",
+    "cmd_logs",
+    "cmd_serve",
+]
 
 
 def add_serving_parsers(sub: Any, add_env: Callable[..., None]) -> None:
@@ -111,3 +117,59 @@ def cmd_logs(args: argparse.Namespace) -> int:
         f"{out}; read them with rlagent.datasets.read_episodes({str(out)!r})"
     )
     return 0
+
+
+def add_bench_serve_options(bench: argparse.ArgumentParser) -> None:
+    """Add the options of ``rlagent bench serve`` to the ``bench`` parser."""
+    group = bench.add_argument_group(
+        "bench serve",
+        "rlagent serve in a subprocess on 127.0.0.1 under concurrent load, batched and one "
+        "request at a time (docs/performance.md, Serving)",
+    )
+    group.add_argument("--model", metavar="DIR", help="model to serve (default: build one)")
+    group.add_argument("--env", metavar="ID", help="env to serve (default: the model's own)")
+    group.add_argument(
+        "--clients", type=int, nargs="+", metavar="N", help="concurrency levels (1 16 64)"
+    )
+    group.add_argument("--requests", type=int, metavar="N", help="turns per level per server (384)")
+    group.add_argument(
+        "--rounds", type=int, metavar="N", help="runs per level, servers alternating (2)"
+    )
+    group.add_argument("--turns-per-session", type=int, metavar="N", help="(4)")
+    group.add_argument(
+        "--encoder-dtypes",
+        nargs="+",
+        metavar="DTYPE",
+        help="encoder dtypes to compare: fp32 bf16 int8 (default fp32 bf16)",
+    )
+    group.add_argument("--max-batch", type=int, help="batched server's max_batch (32)")
+    group.add_argument("--max-wait-ms", type=float, help="servers' max_wait_ms (5)")
+    group.add_argument(
+        "--server-threads", type=int, metavar="N", help="servers' OMP_NUM_THREADS (default: ours)"
+    )
+    group.add_argument("--timeout", type=float, metavar="S", help="time limit per level (300)")
+    group.add_argument("--no-log", action="store_true", help="servers log nothing")
+
+
+def bench_serve(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """Run ``rlagent bench serve``; returns the result and its table."""
+    from rlagent.serving.bench import ServeBenchConfig, format_serve_bench, run_serve_bench
+
+    settings = {
+        "clients": tuple(args.clients) if args.clients else None,
+        "requests": args.requests,
+        "rounds": args.rounds,
+        "turns_per_session": args.turns_per_session,
+        "encoder_dtypes": tuple(args.encoder_dtypes) if args.encoder_dtypes else None,
+        "max_batch": args.max_batch,
+        "max_wait_ms": args.max_wait_ms,
+        "server_threads": args.server_threads,
+        "timeout_s": args.timeout,
+        "log": False if args.no_log else None,
+    }
+    given = {k: v for k, v in settings.items() if v is not None}
+    config = ServeBenchConfig.quick(**given) if args.quick else ServeBenchConfig(**given)
+    result = run_serve_bench(
+        args.model, env_id=args.env, encoder=args.encoder, quick=args.quick, config=config
+    )
+    return result, format_serve_bench(result)

@@ -200,3 +200,19 @@ def test_bad_arguments_are_explained():
         )
     with pytest.raises(ObservationLayoutError, match=re.escape("Observation entry 'x' is a Text")):
         TextFeaturesExtractor(spaces.Dict({"x": spaces.Text(5)}), encoder="tiny-random")
+
+
+def test_uncached_segments_encoded_in_length_groups_match_one_at_a_time(tok):
+    # 24 texts of many lengths: encoded in groups of similar length (each padded to its own
+    # longest), every embedding equals the text's embedding computed alone, in input order.
+    ext = TextFeaturesExtractor(_space(), encoder="tiny-random", dtype="float32")
+    words = "my card has not arrived and I would like to know why it is so late".split()
+    texts = [" ".join(words[: 1 + (7 * i) % len(words)]) for i in range(24)]
+    pairs = [_encode(tok, t) for t in texts]
+    ids = torch.tensor([p[0] for p in pairs])
+    mask = torch.tensor([p[1] for p in pairs])
+    assert len(set(mask.sum(dim=1).tolist())) >= 6
+    together = ext.encode_segments(ids, mask)
+    alone = TextFeaturesExtractor(_space(), encoder="tiny-random", dtype="float32", cache_size=0)
+    want = torch.cat([alone.encode_segments(ids[i : i + 1], mask[i : i + 1]) for i in range(24)])
+    torch.testing.assert_close(together, want, atol=1e-5, rtol=1e-5)
