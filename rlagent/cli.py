@@ -1,6 +1,7 @@
 """The ``rlagent`` command line. It only parses arguments and calls library functions.
 
-Subcommands: ``train``, ``evaluate``, ``export``, ``bench``, ``tune`` and ``finetune``;
+Subcommands: ``train``, ``evaluate``, ``export``, ``bench``, ``tune``, ``finetune``, ``serve``,
+``logs``, ``collect`` and ``ope``;
 ``rlagent COMMAND --help`` lists each one's flags (docs/cli.md has examples).
 """
 
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlagent.cli_datasets import add_dataset_parsers, cmd_collect, cmd_learn, cmd_ope
+from rlagent.cli_finetune import add_finetune_parser, cmd_finetune
 from rlagent.cli_serving import (
     add_bench_serve_options,
     add_serving_parsers,
@@ -68,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hidden states to pool per segment, e.g. -1 3 (0 is the embeddings, -1 the last "
         "layer); -1 alone for an encoder with fewer layers than the config names",
     )
+    train.add_argument(
+        "--encoder-dtype",
+        choices=["auto", "fp32", "bf16", "int8"],
+        help="what the encoder runs in; int8 (frozen mode only) is a dynamically quantised "
+        "copy, see docs/encoders.md",
+    )
     train.add_argument("--n-envs", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -83,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="before PPO, train the policy and critic on the env's expert (the baseline its "
         "EXPERT names, else its oracle) in the training env, then keep a behaviour-cloning "
         "term that decays to 0; the config's warm_start group tunes it",
+    )
+    train.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this model folder's weights (e.g. one rlagent learn wrote); the run's "
+        "settings must build the same env, encoder and layers",
     )
     group = train.add_mutually_exclusive_group()
     group.add_argument(
@@ -173,6 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--encoder", default="default")
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--quick", action="store_true", help="small budgets (smoke test)")
+    bench.add_argument(
+        "--dtypes",
+        nargs="+",
+        metavar="DTYPE",
+        help="encoder: measure texts/s of these encoder dtypes instead of PPO frames/s "
+        "(fp32 bf16 int8; diagnostics int8-all onnx-fp32), as ratios to fp32",
+    )
+    bench.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=[1, 32],
+        metavar="N",
+        help="with --dtypes: texts per encoder call (default 1 32)",
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     add_bench_serve_options(bench)
 
@@ -198,53 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", default=None, help="folder for the summary and plot")
     tune.add_argument("--json", action="store_true", help="print a JSON summary")
 
-    fin = sub.add_parser(
-        "finetune",
-        help="fine-tune an encoder with a classification head on labelled text",
-        description="Fine-tune an encoder with a linear head on a text,category CSV (or the "
-        "built-in corpus) and write a model folder that --encoder DIR accepts everywhere; or, "
-        "with --evaluate DIR, score such a folder on labelled text. See docs/finetuning.md.",
-    )
-    fin.add_argument(
-        "--data",
-        required=True,
-        help="text,category CSV, or 'builtin' (the built-in corpus, no real text)",
-    )
-    fin.add_argument("--out", help="the output folder to write (new or empty)")
-    fin.add_argument(
-        "--evaluate",
-        metavar="DIR",
-        help="score the classifier in DIR (an earlier --out) on --data instead of training",
-    )
-    fin.add_argument("--eval-data", metavar="CSV", help="test data scored once after training")
-    fin.add_argument("--lora", action="store_true", help="train LoRA adapters (needs peft)")
-    fin.add_argument("--lora-r", type=int, metavar="R", help="LoRA rank (default 8)")
-    fin.add_argument("--lora-alpha", type=int, metavar="A", help="LoRA scale (default 16)")
-    fin.add_argument(
-        "--lora-targets",
-        nargs="+",
-        metavar="NAME",
-        help="modules that get adapters (default: query key value; add dense for all linear)",
-    )
-    fin.add_argument("--encoder", help="default | tiny-random | local folder | hub id")
-    fin.add_argument("--labels", choices=["category", "group"], help="what the head predicts")
-    fin.add_argument("--groups", metavar="FILE", help="JSON category -> group mapping")
-    fin.add_argument("--epochs", type=int, help="most fine-tuning epochs (0: linear probe only)")
-    fin.add_argument("--head-epochs", type=int, help="linear-probe epochs first (0: none)")
-    fin.add_argument("--learning-rate", type=float)
-    fin.add_argument("--batch-size", type=int)
-    fin.add_argument("--max-length", type=int, help="tokens kept per text")
-    fin.add_argument("--val-fraction", type=float, help="share of each category held out")
-    fin.add_argument("--seed", type=int)
-    fin.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    fin.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an earlier output in --out (only a folder rlagent finetune wrote)",
-    )
-    fin.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    fin.add_argument("--json", action="store_true", help="print one JSON object")
+    add_finetune_parser(sub)
     add_serving_parsers(sub, _add_env)
+    add_dataset_parsers(sub, _add_env)
     return parser
 
 
@@ -267,6 +253,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         encoder_mode=args.encoder_mode,
         encoder_layers=args.encoder_layers,
+        encoder_dtype=args.encoder_dtype,
         n_envs=args.n_envs,
         seed=args.seed,
         device=args.device,
@@ -275,6 +262,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         checkpoint_freq=args.checkpoint_freq,
         baseline_episodes=args.baseline_episodes,
         warm_start={"enabled": True} if args.warm_start else None,
+        init_model=args.init,
     )
     if args.env is None and not args.resume:
         raise ConfigError(
@@ -409,7 +397,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.target == "encoder":
+    if args.dtypes and args.target != "encoder":
+        raise ValueError("--dtypes belongs to `rlagent bench encoder`.")
+    if args.target == "encoder" and args.dtypes:
+        from rlagent.benchmarks.encoder_dtypes import format_dtype_bench, run_dtype_bench
+
+        result = run_dtype_bench(
+            encoder=args.encoder,
+            dtypes=args.dtypes,
+            batch_sizes=args.batch_sizes,
+            repeats=args.repeats,
+            quick=args.quick,
+        )
+        text = format_dtype_bench(result)
+    elif args.target == "encoder":
         from rlagent.benchmarks.encoder import format_encoder_bench, run_encoder_bench
 
         result = run_encoder_bench(
@@ -469,86 +470,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 128 + int(signal.SIGINT) if summary.get("interrupted") else 0
 
 
-def _cmd_finetune(args: argparse.Namespace) -> int:
-    from rlagent.finetuning import FinetuneConfig, evaluate_classifier, finetune
-
-    if args.evaluate is not None:
-        if args.out is not None:
-            raise ValueError(
-                "--evaluate scores an existing classifier and writes nothing: drop --out (or "
-                "drop --evaluate to fine-tune into --out)"
-            )
-        scores = evaluate_classifier(
-            args.evaluate, args.data, groups=args.groups, device=args.device or "auto"
-        )
-        if args.json:
-            _print_json(scores)
-        else:
-            print(
-                ", ".join(
-                    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                    for k, v in scores.items()
-                )
-            )
-        return 0
-    if args.out is None:
-        raise ValueError("--out DIR is required to fine-tune (or pass --evaluate DIR to score)")
-    settings = dict(
-        encoder=args.encoder,
-        mode="lora" if args.lora else None,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_target_modules=args.lora_targets,
-        labels=args.labels,
-        groups=args.groups,
-        epochs=args.epochs,
-        head_epochs=args.head_epochs,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        device=args.device,
-    )
-    config = FinetuneConfig(**{k: v for k, v in settings.items() if v is not None})
-    try:
-        result = finetune(
-            args.data,
-            args.out,
-            config=config,
-            eval_data=args.eval_data,
-            overwrite=args.overwrite,
-            progress=not args.no_progress and sys.stderr.isatty(),
-        )
-    except KeyboardInterrupt:
-        print("Interrupted; what the run wrote was removed.", file=sys.stderr)
-        return 128 + int(signal.SIGINT)
-    if args.json:
-        _print_json(result.to_dict())
-        return 0
-    for name, score in result.scores.items():
-        if score:
-            print(
-                f"{name}: accuracy {score['accuracy']:.4f}, macro-F1 {score['macro_f1']:.4f}"
-                f" ({score['n']} rows)"
-            )
-    out = shlex.quote(str(result.out))
-    print(
-        f"Wrote {out} in {result.wall_time_s:.0f} s (model card: {out}/README.md). Use it with "
-        f"--encoder {out}, or score it: rlagent finetune --evaluate {out} --data CSV --json"
-    )
-    return 0
-
-
 _COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "export": _cmd_export,
     "bench": _cmd_bench,
     "tune": _cmd_tune,
-    "finetune": _cmd_finetune,
+    "finetune": cmd_finetune,
     "serve": cmd_serve,
     "logs": cmd_logs,
+    "collect": cmd_collect,
+    "ope": cmd_ope,
+    "learn": cmd_learn,
 }
 
 

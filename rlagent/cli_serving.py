@@ -34,9 +34,25 @@ def add_serving_parsers(sub: Any, add_env: Callable[..., None]) -> None:
     srv.add_argument("--planner", choices=["mcts"], help="plan at decision time")
     srv.add_argument("--simulations", type=int, default=64, help="MCTS simulations per step")
     srv.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    srv.add_argument(
+        "--encoder-dtype",
+        choices=["auto", "fp32", "bf16", "int8"],
+        help="encoder precision (default: as trained); int8 only where it agrees with fp32",
+    )
     srv.add_argument("--max-batch", type=int, help="most decisions per forward pass (1: none)")
     srv.add_argument("--max-wait-ms", type=float, help="longest wait for a batch to fill")
     srv.add_argument("--session-ttl", type=float, help="seconds before an idle session expires")
+    srv.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve on Ray Serve (pip install 'rlagent[ray-serve]'); RAY_ADDRESS joins a cluster",
+    )
+    srv.add_argument(
+        "--replicas",
+        type=int,
+        metavar="N",
+        help="copies of the app with --ray (default 1; several need the x-session-id header)",
+    )
 
     logs = sub.add_parser("logs", help="work with the interaction logs that a server writes")
     verbs = logs.add_subparsers(dest="logs_command", required=True)
@@ -55,7 +71,7 @@ def add_serving_parsers(sub: Any, add_env: Callable[..., None]) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run ``rlagent serve``."""
-    from rlagent.serving import DEFAULT_LOG, ServeConfig, serve
+    from rlagent.serving import DEFAULT_LOG, ServeConfig, ServingConfigError, serve
     from rlagent.training import parse_kwargs
 
     limits = {
@@ -64,8 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "session_ttl_s": args.session_ttl,
     }
     config = ServeConfig(**{k: v for k, v in limits.items() if v is not None})
-    serve(
-        args.model,
+    kwargs = dict(
         env_id=args.env,
         env_kwargs=parse_kwargs(args.env_kwargs) or None,
         host=args.host,
@@ -74,8 +89,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         planner=args.planner,
         simulations=args.simulations,
         device=args.device,
+        encoder_dtype=args.encoder_dtype,
         config=config,
     )
+    if args.ray:
+        from rlagent.serving.ray_serve import serve_on_ray
+
+        serve_on_ray(args.model, replicas=1 if args.replicas is None else args.replicas, **kwargs)
+    elif args.replicas is not None:
+        raise ServingConfigError(
+            f"--replicas {args.replicas} needs --ray: replicas are Ray Serve's; without --ray "
+            "one uvicorn process serves the app."
+        )
+    else:
+        serve(args.model, **kwargs)
     return 0
 
 

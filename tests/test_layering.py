@@ -27,7 +27,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("training", ("rlagent.training",)),
     ("benchmarks", ("rlagent.benchmarks",)),
     ("serving", ("rlagent.serving", "rlagent.datasets")),
-    ("cli", ("rlagent.cli", "rlagent.cli_serving", "rlagent.errors")),
+    (
+        "cli",
+        (
+            "rlagent.cli",
+            "rlagent.cli_finetune",
+            "rlagent.cli_serving",
+            "rlagent.cli_datasets",
+            "rlagent.errors",
+        ),
+    ),
 )
 _RANK = {
     prefix: (rank, name) for rank, (name, prefixes) in enumerate(LAYERS) for prefix in prefixes
@@ -120,3 +129,11 @@ def test_no_module_imports_a_higher_layer():
 def test_the_checker_sees_every_form_of_import(source, expected):
     imports = _imports(ast.parse(source), "rlagent.agents.factory", False)
     assert [name for _, name in imports] == expected
+
+
+def test_no_test_folder_shadows_a_library():
+    """``tests`` is on sys.path, so a folder there named like a library (``datasets``) is found
+    by ``importlib.util.find_spec`` and makes transformers believe that library is installed."""
+    libraries = {"datasets", "transformers", "torch", "minari", "ray", "peft", "accelerate"}
+    folders = {p.name for p in (REPO / "tests").iterdir() if p.is_dir()}
+    assert not folders & libraries, folders & libraries

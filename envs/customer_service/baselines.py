@@ -86,6 +86,11 @@ class RandomPolicy:
         allowed = np.flatnonzero(mask)
         return int(allowed[int(self._rng.random() * len(allowed))])
 
+    def action_probabilities(self, observation: Any) -> np.ndarray:
+        """Its distribution over every action: uniform over the allowed ones, ``[n_actions]``."""
+        mask = np.asarray(self.env.unwrapped.action_masks(), dtype=np.float64)
+        return mask / mask.sum()
+
 
 class HeuristicPolicy:
     """Keyword rules reading the customer's text, like a support team's rule book.

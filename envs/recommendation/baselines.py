@@ -71,6 +71,20 @@ class RandomPolicy(_Policy):
             positions[i], positions[j] = positions[j], positions[i]
         return np.array(positions[:s], dtype=np.int64)
 
+    def action_probabilities(self, observation: Any) -> np.ndarray:
+        """Its distribution over every slate, in the action space's row-major order.
+
+        Uniform over the ordered slates of distinct positions, 0 on those that repeat one:
+        ``[n_candidates ** slate_size]`` (``[n_candidates]`` for ``slate_size == 1``).
+        """
+        n, s = self.n_candidates, self.slate_size
+        grid = np.indices((n,) * s).reshape(s, -1)
+        distinct = np.ones(grid.shape[1], dtype=bool)
+        for i in range(s):
+            for j in range(i + 1, s):
+                distinct &= grid[i] != grid[j]
+        return distinct / distinct.sum()
+
 
 class PopularityPolicy(_Policy):
     """The most popular candidates by ``observation["candidate_popularity"]``."""

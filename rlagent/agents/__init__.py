@@ -22,6 +22,13 @@ from rlagent.agents.demonstrations import (
     collect_demonstrations,
     make_expert,
 )
+from rlagent.agents.encoder_dtype import (
+    AgreementReport,
+    check_agreement,
+    encoder_dtype_of,
+    resolve_encoder_dtype,
+    set_encoder_dtype,
+)
 from rlagent.agents.factory import (
     PPO_DEFAULTS,
     make_ppo,
@@ -30,6 +37,7 @@ from rlagent.agents.factory import (
     spec_of,
     wrap_for_model,
 )
+from rlagent.agents.initial_weights import InitModelError, load_initial_weights
 from rlagent.agents.loading import (
     ModelEnvMismatchError,
     export_model,
@@ -38,6 +46,14 @@ from rlagent.agents.loading import (
     read_policy_state,
 )
 from rlagent.agents.manifest import UnsupportedModelError
+from rlagent.agents.offline_learning import (
+    OfflineConfig,
+    OfflineLearningError,
+    OfflineScores,
+    advantage_weights,
+    fit_offline,
+    offline_scores,
+)
 from rlagent.agents.policy import TextActorCriticPolicy
 from rlagent.agents.saving import ModelFileError, read_manifest, save_model
 from rlagent.agents.settings import AgentConfig, AuxiliaryConfig, ConfigError
@@ -50,10 +66,17 @@ from rlagent.agents.warm_starting import (
     model_demonstrations,
     warm_start,
 )
+from rlagent.encoders.dtypes import EncoderDtypeError
 from rlagent.pipeline import NotATextModelError, ObservationPipeline, make_vec_env, pipeline_of
 
 __all__ = [
     "AgentConfig",
+    "AgreementReport",
+    "EncoderDtypeError",
+    "check_agreement",
+    "encoder_dtype_of",
+    "resolve_encoder_dtype",
+    "set_encoder_dtype",
     "AuxiliaryConfig",
     "ConfigError",
     "AuxiliaryBottleneck",
@@ -74,6 +97,14 @@ __all__ = [
     "WarmStartError",
     "WarmStartResult",
     "warm_start",
+    "InitModelError",
+    "load_initial_weights",
+    "OfflineConfig",
+    "OfflineLearningError",
+    "OfflineScores",
+    "advantage_weights",
+    "fit_offline",
+    "offline_scores",
     "CandidateLayoutError",
     "CriticOnlyError",
     "ModelEnvMismatchError",

@@ -7,19 +7,23 @@ policy's most likely action is the expert's. :class:`BehaviourCloning` keeps a w
 policy from forgetting what it learnt while PPO takes over: after each rollout it takes
 supervised steps on minibatches of the demonstrations, with a weight that decays linearly to 0
 over a set number of timesteps, then recomputes the rollout's log-probabilities (as
-:class:`rlagent.agents.AuxiliaryLoss` does).
+:class:`rlagent.agents.AuxiliaryLoss` does). :func:`supervised_epoch` is the one supervised pass
+over a set of decisions (cross-entropy, optionally weighted per decision, plus a value loss)
+that the warm start and offline learning (:mod:`rlagent.agents.offline_learning`) share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
+from torch.nn import functional as F
 
 from rlagent.agents.auxiliary import refresh_log_probs
 from rlagent.agents.demonstrations import Demonstrations, WarmStartError
@@ -30,6 +34,7 @@ __all__ = [
     "behaviour_cloning_loss",
     "cloning_scores",
     "policy_agreement",
+    "supervised_epoch",
 ]
 
 
@@ -44,26 +49,113 @@ def behaviour_cloning_loss(
     observations: dict[str, torch.Tensor],
     actions: torch.Tensor,
     allowed: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The policy's negative log-likelihood of the expert's actions, and its values.
 
     Args:
         policy: An SB3 actor-critic policy (e.g. :class:`rlagent.agents.TextActorCriticPolicy`).
         observations: A batch of model inputs ``{entry: [B, ...]}``.
-        actions: The expert's actions ``[B]`` (or ``[B, k]``).
+        actions: The expert's actions ``[B]`` (or ``[B, k]``; a slate's log-probability is
+            that of the whole ordered slate).
         allowed: ``[B]`` bool: rows whose action counts (an action the mask forbids has
             probability 0, so it is left out); ``None``: all.
+        weights: ``[B]`` non-negative weight of each row's negative log-likelihood; ``None``:
+            1 each.
 
     Returns:
-        ``(loss, values)``: the mean negative log-probability over the counted rows (a scalar,
-        0 when none counts) and the critic's values ``[B]`` of all the states (one forward
-        pass serves both).
+        ``(loss, values)``: the mean of the (weighted) negative log-probabilities over the
+        counted rows (a scalar, 0 when none counts) and the critic's values ``[B]`` of all the
+        states (one forward pass serves both).
     """
     values, log_prob, _ = policy.evaluate_actions(observations, _actions_for(policy, actions))
-    if allowed is not None:
+    if weights is not None:
+        # A row of weight 0 never counts, so an impossible action there cannot give inf * 0.
+        counted = weights > 0 if allowed is None else allowed & (weights > 0)
+        log_prob = torch.where(counted, log_prob, torch.zeros_like(log_prob)) * weights
+        if allowed is not None:
+            log_prob = log_prob[allowed]
+    elif allowed is not None:
         log_prob = log_prob[allowed]
     loss = -log_prob.mean() if log_prob.numel() else log_prob.sum()
     return loss, values.flatten()
+
+
+def supervised_epoch(
+    policy: nn.Module,
+    demonstrations: Demonstrations,
+    optimizer: torch.optim.Optimizer,
+    *,
+    batch_size: int,
+    rng: np.random.Generator,
+    max_grad_norm: float,
+    weights: np.ndarray | None = None,
+    policy_coef: float = 1.0,
+    value_coef: float = 0.5,
+    extra_loss: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
+    extra_coef: float = 1.0,
+) -> dict[str, Any]:
+    """One pass over ``demonstrations`` in minibatches shuffled by ``rng``: supervised steps.
+
+    Each minibatch's loss is ``policy_coef`` times :func:`behaviour_cloning_loss` (weighted by
+    ``weights`` when given), plus ``value_coef`` times the critic's squared error to the
+    returns, plus ``extra_coef`` times ``extra_loss(observations)`` when given; gradients are
+    clipped to ``max_grad_norm`` before ``optimizer`` steps. With ``policy_coef == 0`` only the
+    critic is evaluated (a value-only pass).
+
+    Args:
+        policy: The actor-critic policy (left in training mode).
+        demonstrations: The decisions: model inputs, actions, returns, allowed rows.
+        optimizer: The optimizer of the trainable parameters.
+        batch_size: Rows per minibatch.
+        rng: Shuffles the rows.
+        max_grad_norm: Gradient clipping norm.
+        weights: ``[N]`` non-negative weight per row of the cross-entropy; ``None``: 1 each.
+        policy_coef: Weight of the cross-entropy.
+        value_coef: Weight of the critic's loss.
+        extra_loss: Another loss of the batch (e.g. the auxiliary head's).
+        extra_coef: Its weight.
+
+    Returns:
+        Mean ``policy_loss``, ``value_loss`` (and the unweighted ``extra_loss`` when given)
+        over the minibatches.
+    """
+    policy.set_training_mode(True)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    sums = {"policy_loss": 0.0, "value_loss": 0.0}
+    if extra_loss is not None:
+        sums["extra_loss"] = 0.0
+    batches = 0
+    for index in demonstrations.minibatches(batch_size, rng):
+        observations, actions, returns = demonstrations.batch(index, policy.device)
+        if policy_coef > 0:
+            allowed = torch.as_tensor(demonstrations.allowed[index], device=policy.device)
+            row_weights = None
+            if weights is not None:
+                row_weights = torch.as_tensor(
+                    weights[index], dtype=torch.float32, device=policy.device
+                )
+            action_loss, values = behaviour_cloning_loss(
+                policy, observations, actions, allowed, row_weights
+            )
+            loss = action_loss if policy_coef == 1 else policy_coef * action_loss
+        else:
+            values = policy.predict_values(observations).flatten()
+            action_loss = loss = torch.zeros((), device=policy.device)
+        value_loss = F.mse_loss(values, returns.float())
+        loss = loss + value_coef * value_loss
+        if extra_loss is not None:
+            extra = extra_loss(observations)
+            loss = loss + extra_coef * extra
+            sums["extra_loss"] += float(extra.detach())
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+        sums["policy_loss"] += float(action_loss.detach())
+        sums["value_loss"] += float(value_loss.detach())
+        batches += 1
+    return {key: total / max(batches, 1) for key, total in sums.items()}
 
 
 @dataclass(frozen=True)

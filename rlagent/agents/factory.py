@@ -28,10 +28,12 @@ from rlagent.agents.settings import (
     TRAINABLE_ENCODER_LEARNING_RATE,
     AgentConfig,
     AuxiliaryConfig,
+    ConfigError,
     WarmStartConfig,
     resolve_schedules,
 )
 from rlagent.agents.text_ppo import TextPPO
+from rlagent.encoders.dtypes import LEGACY_DTYPES
 from rlagent.encoders.extractor import TextFeaturesExtractor
 from rlagent.encoders.loading import encoder_checksum
 from rlagent.pipeline import (
@@ -92,6 +94,7 @@ def make_ppo(
     pooling: str | None = None,
     encoder_layers: Sequence[int] | None = None,
     dtype: str | None = None,
+    encoder_dtype: str | None = None,
     policy_kwargs: Mapping[str, Any] | None = None,
     reward_scale: float | None = None,
     privileged_critic: bool | None = None,
@@ -133,7 +136,9 @@ def make_ppo(
         encoder_layers: Hidden states to pool and concatenate per segment (indices into the
             encoder's ``hidden_states``: 0 the embeddings, -1 the last layer), e.g. ``[-1, 3]``;
             ``[-1]`` pools the last layer only.
-        dtype: Encoder dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
+        dtype: The older name of ``encoder_dtype`` (``"auto"``, ``"float32"``, ``"bfloat16"``).
+        encoder_dtype: What the encoder runs in: ``"auto"``, ``"fp32"``, ``"bf16"`` or
+            ``"int8"`` (frozen mode only; see :class:`rlagent.agents.AgentConfig`).
         policy_kwargs: Extra policy kwargs; ``features_extractor_kwargs`` in it are merged into
             the text extractor's (strings and numbers only, never modules). ``candidates``,
             ``candidate_features`` and ``scorer_arch`` select the candidate-scoring head (see
@@ -187,6 +192,13 @@ def make_ppo(
     """
     torch_device = resolve_device(device)
     env_id = _env_id(env_or_id)
+    if dtype in LEGACY_DTYPES:  # the older argument, as encoder_dtype (an unknown one is refused)
+        if encoder_dtype is not None and encoder_dtype != LEGACY_DTYPES[dtype]:
+            raise ConfigError(
+                f"make_ppo(dtype={dtype!r}, encoder_dtype={encoder_dtype!r}): dtype is the older "
+                "name of encoder_dtype; pass encoder_dtype only"
+            )
+        dtype, encoder_dtype = None, LEGACY_DTYPES[dtype]
     if config is None:
         config = AgentConfig.for_env(env_or_id) if isinstance(env_or_id, str) else AgentConfig()
     config = config.agent_config().merged(
@@ -199,6 +211,7 @@ def make_ppo(
             "pooling": pooling,
             "encoder_layers": None if encoder_layers is None else list(encoder_layers),
             "dtype": dtype,
+            "encoder_dtype": encoder_dtype,
             "policy_kwargs": policy_kwargs,
             "reward_scale": reward_scale,
             "privileged_critic": privileged_critic,
@@ -278,7 +291,7 @@ def make_ppo(
         "mode": config.encoder_mode,
         "pooling": config.pooling,
         "layers": None if config.encoder_layers is None else tuple(config.encoder_layers),
-        "dtype": config.dtype,
+        "dtype": config.encoder_dtype,
         "encoder_checksum": checksum,
     }
     fe_kwargs.update(pk.pop("features_extractor_kwargs", None) or {})
@@ -313,7 +326,7 @@ def make_ppo(
         "max_length": pipeline.max_length,
         "pooling": config.pooling,
         "encoder_layers": None if config.encoder_layers is None else list(config.encoder_layers),
-        "dtype": config.dtype,
+        "encoder_dtype": config.encoder_dtype,
         "n_envs": int(vec_env.num_envs),
         "seed": seed,
         "reward_scale": float(config.reward_scale),
@@ -410,7 +423,7 @@ def spec_of(model: PPO) -> dict[str, Any]:
         "max_length": pipeline.max_length,
         "pooling": extractor.pooling,
         "encoder_layers": None if extractor.layers is None else list(extractor.layers),
-        "dtype": extractor.dtype_setting,
+        "encoder_dtype": extractor.encoder_dtype,
         "n_envs": getattr(model, "n_envs", 1),
         "seed": getattr(model, "seed", None),
         "action_masks": getattr(model.policy, "action_mask", None) == ACTION_MASK_KEY,

@@ -41,6 +41,7 @@ __all__ = [
     "ModelFileError",
     "file_sha256",
     "is_model_dir",
+    "model_hash",
     "read_manifest",
     "resolve_model_dir",
     "save_model",
@@ -223,6 +224,17 @@ def file_sha256(file: Path) -> str:
     with file.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def model_hash(path: str | os.PathLike) -> str:
+    """The sha256 of a model directory's files (names and contents): stable across copies."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        name = file.relative_to(root).as_posix()
+        content = hashlib.sha256(file.read_bytes()).hexdigest()
+        digest.update(f"{name}\0{content}\n".encode())
     return digest.hexdigest()
 
 

@@ -28,6 +28,7 @@ from rlagent.agents._checks import is_integer as _integer
 from rlagent.agents._checks import is_number as _number
 from rlagent.agents.auxiliary import AuxiliaryLoss, AuxiliaryTargetsError, belief_noise_spec
 from rlagent.agents.warm_starting import WarmStartConfig
+from rlagent.encoders.dtypes import ENCODER_DTYPES, INT8_MODE_MESSAGE, LEGACY_DTYPES
 from rlagent.encoders.extractor import DTYPES, ENCODER_MODES, POOLINGS, layer_indices
 from rlagent.encoders.loading import DEFAULT_ENCODER
 
@@ -208,7 +209,12 @@ class AgentConfig:
         encoder_layers: Hidden states to pool and concatenate per segment, as indices into
             the encoder's ``hidden_states`` (0: embeddings, -1: last layer), e.g. ``[-1, 3]``;
             ``None`` pools the last layer only.
-        dtype: Encoder dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
+        encoder_dtype: What the encoder runs in: ``"auto"`` (bf16 where the hardware has
+            native bfloat16, fp32 elsewhere), ``"fp32"``, ``"bf16"`` or ``"int8"`` (frozen
+            mode only: a dynamically quantised copy, see docs/encoders.md "Encoder dtypes").
+            Saved with the model, so a loaded model runs in the same.
+        dtype: The older name of ``encoder_dtype`` (``"auto"``, ``"float32"`` or
+            ``"bfloat16"``); when given it sets ``encoder_dtype`` and reads back as ``None``.
         env_kwargs: Keyword arguments of the training environment.
         ppo: Keyword arguments for Stable-Baselines3's PPO over :data:`PPO_DEFAULTS`
             (``n_steps``, ``batch_size``...). ``learning_rate`` and ``clip_range`` may be
@@ -237,7 +243,8 @@ class AgentConfig:
     max_length: int = 64
     pooling: str = "mean"
     encoder_layers: list[int] | None = None
-    dtype: str = "auto"
+    encoder_dtype: str = "auto"
+    dtype: str | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     ppo: dict[str, Any] = field(default_factory=dict)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -281,13 +288,28 @@ class AgentConfig:
         for name, choices in (
             ("encoder_mode", ENCODER_MODES),
             ("pooling", POOLINGS),
-            ("dtype", DTYPES),
+            ("dtype", (None, *DTYPES)),
+            ("encoder_dtype", ENCODER_DTYPES),
         ):
             value = getattr(self, name)
             if value not in choices:
+                names = ", ".join(repr(c) for c in choices if c is not None)
+                raise ConfigError(f"{name} = {value!r}; expected one of {names}")
+        if self.dtype is not None:
+            older = LEGACY_DTYPES[self.dtype]
+            if self.encoder_dtype == "auto":
+                object.__setattr__(self, "encoder_dtype", older)
+            elif older not in ("auto", self.encoder_dtype):
                 raise ConfigError(
-                    f"{name} = {value!r}; expected one of {', '.join(map(repr, choices))}"
+                    f"dtype = {self.dtype!r} and encoder_dtype = {self.encoder_dtype!r} disagree; "
+                    "dtype is the older name of encoder_dtype: keep encoder_dtype only"
                 )
+            object.__setattr__(self, "dtype", None)
+        if self.encoder_dtype == "int8" and self.encoder_mode != "frozen":
+            raise ConfigError(
+                f"encoder_dtype = 'int8' with encoder_mode = {self.encoder_mode!r}: "
+                f"{INT8_MODE_MESSAGE}"
+            )
         try:
             layer_indices(self.encoder_layers)
         except (TypeError, ValueError) as err:
@@ -360,6 +382,7 @@ class AgentConfig:
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (YAML/JSON-ready), the typed groups as nested mappings."""
         out = self._settings()
+        out.pop("dtype", None)  # always None: read into encoder_dtype
         out["auxiliary"] = self.auxiliary.to_dict()
         out["warm_start"] = self.warm_start.to_dict()
         return out

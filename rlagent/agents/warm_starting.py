@@ -28,12 +28,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from rlagent.agents._checks import ConfigError, check_known, check_ranges, is_integer, is_number
 from rlagent.agents.auxiliary import auxiliary_loss
-from rlagent.agents.behaviour_cloning import behaviour_cloning_loss, cloning_scores
+from rlagent.agents.behaviour_cloning import cloning_scores, supervised_epoch
 from rlagent.agents.demonstrations import (
     Demonstrations,
     Expert,
@@ -307,30 +305,22 @@ def _train(
     auxiliary = getattr(policy, "auxiliary_targets", None) is not None
     auxiliary_coef = float(((model.rlagent_spec or {}).get("auxiliary") or {}).get("coef") or 1.0)
     for epoch in range(config.epochs):
-        policy.set_training_mode(True)
-        sums = {"policy_loss": 0.0, "value_loss": 0.0, "auxiliary_loss": 0.0}
-        batches = 0
-        for index in demonstrations.minibatches(config.batch_size, rng):
-            observations, actions, returns = demonstrations.batch(index, policy.device)
-            allowed = torch.as_tensor(demonstrations.allowed[index], device=policy.device)
-            action_loss, values = behaviour_cloning_loss(policy, observations, actions, allowed)
-            value_loss = F.mse_loss(values, returns.float())
-            loss = action_loss + config.value_coef * value_loss
-            if auxiliary:
-                extra = auxiliary_loss(policy, observations)
-                loss = loss + auxiliary_coef * extra
-                sums["auxiliary_loss"] += float(extra.detach())
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, model.max_grad_norm)
-            optimizer.step()
-            sums["policy_loss"] += float(action_loss.detach())
-            sums["value_loss"] += float(value_loss.detach())
-            batches += 1
+        losses = supervised_epoch(
+            policy,
+            demonstrations,
+            optimizer,
+            batch_size=config.batch_size,
+            rng=rng,
+            max_grad_norm=model.max_grad_norm,
+            value_coef=config.value_coef,
+            extra_loss=(lambda obs: auxiliary_loss(policy, obs)) if auxiliary else None,
+            extra_coef=auxiliary_coef,
+        )
         if logger is not None:
-            for key, total in sums.items():
-                if key != "auxiliary_loss" or auxiliary:
-                    logger.record(f"warm_start/{key}", total / max(batches, 1))
+            logger.record("warm_start/policy_loss", losses["policy_loss"])
+            logger.record("warm_start/value_loss", losses["value_loss"])
+            if auxiliary:
+                logger.record("warm_start/auxiliary_loss", losses["extra_loss"])
             logger.dump(epoch + 1)
     policy.set_training_mode(False)
 

@@ -9,10 +9,10 @@ vector, and the ``K`` vectors are concatenated in order; numeric Box entries fol
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -23,9 +23,29 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from rlagent.encoders.cache import CacheInfo, EmbeddingCache
-from rlagent.encoders.loading import DEFAULT_ENCODER, EncoderChecksumError, load_encoder
+from rlagent.encoders.dtypes import (
+    ENCODER_DTYPES,
+    INT8_MODE_MESSAGE,
+    EncoderDtypeError,
+    normalize_encoder_dtype,
+)
+from rlagent.encoders.int8 import Int8Encoder, build_int8_encoder
+from rlagent.encoders.layout import (
+    FeaturesLayout,
+    ObservationLayoutError,
+    check_layers,
+    layer_indices,
+    text_layout,
+)
+from rlagent.encoders.loading import (
+    DEFAULT_ENCODER,
+    Encoder,
+    EncoderChecksumError,
+    load_encoder,
+)
 
 __all__ = [
+    "ENCODER_DTYPES",
     "ENCODER_MODES",
     "POOLINGS",
     "DTYPES",
@@ -42,59 +62,15 @@ __all__ = [
 ENCODER_MODES: tuple[str, ...] = ("frozen", "lora", "full")
 #: Ways to pool token embeddings into one segment vector.
 POOLINGS: tuple[str, ...] = ("mean", "cls")
-#: Encoder compute dtypes.
+#: The older names of the encoder dtypes (the ``dtype`` setting); see :data:`ENCODER_DTYPES`.
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16")
 
-_IDS = "_input_ids"
-_MASK = "_attention_mask"
 _PRETRAINED_FLAG = "_rlagent_pretrained"
 _ENCODE_BATCH = 256
 #: Uncached segments are encoded shortest first in at most this many groups (see _encode_keys).
 _LENGTH_GROUPS = 8
 #: Fewest segments per length group.
 _LENGTH_GROUP_MIN = 8
-
-
-class ObservationLayoutError(ValueError):
-    """An observation space does not have the token-id layout the text extractor reads."""
-
-
-@dataclass(frozen=True)
-class _TextEntry:
-    name: str
-    ids_key: str
-    mask_key: str
-    segments: int
-    length: int
-
-
-@dataclass(frozen=True)
-class FeaturesLayout:
-    """Where each observation entry sits in a text extractor's features vector.
-
-    The text entries come first, each as ``segments`` consecutive embeddings of
-    ``embedding_dim`` values, then the numeric entries, flattened, in observation order.
-
-    Attributes:
-        text: ``(entry name, segments)`` of each text entry (``name`` without
-            ``_input_ids``), in features order.
-        numeric: ``(key, flat size)`` of each numeric entry, in features order.
-        embedding_dim: Width of one segment's embedding.
-    """
-
-    text: tuple[tuple[str, int], ...]
-    numeric: tuple[tuple[str, int], ...]
-    embedding_dim: int
-
-    @property
-    def numeric_offset(self) -> int:
-        """Index of the first numeric column (the width of all text embeddings)."""
-        return sum(segments for _, segments in self.text) * self.embedding_dim
-
-    @property
-    def features_dim(self) -> int:
-        """Width of the whole features vector."""
-        return self.numeric_offset + sum(size for _, size in self.numeric)
 
 
 @lru_cache(maxsize=1)
@@ -114,65 +90,6 @@ def cpu_supports_bf16() -> bool:
 def is_pretrained_module(module: nn.Module) -> bool:
     """Whether ``module`` belongs to a pretrained encoder (so weight initialisers must skip it)."""
     return bool(getattr(module, _PRETRAINED_FLAG, False))
-
-
-def text_layout(observation_space: spaces.Space) -> tuple[list[_TextEntry], list[tuple[str, int]]]:
-    """Split a token-id Dict space into text entries and numeric Box entries.
-
-    Args:
-        observation_space: A ``spaces.Dict`` as made by :class:`rlagent.wrappers.TokenizeText`.
-
-    Returns:
-        ``(text_entries, numeric)``: text entries in space order, and ``(key, flat_size)`` for
-        every other Box, in space order.
-
-    Raises:
-        ObservationLayoutError: When the space is not such a Dict.
-    """
-    if not isinstance(observation_space, spaces.Dict):
-        raise ObservationLayoutError(
-            f"The text features extractor needs a spaces.Dict of token ids, got "
-            f"{type(observation_space).__name__}; wrap the env with "
-            "rlagent.wrappers.TokenizeText (or use rlagent.agents.make_vec_env)."
-        )
-    keys = list(observation_space.spaces)
-    text: list[_TextEntry] = []
-    numeric: list[tuple[str, int]] = []
-    used: set[str] = set()
-    for key in keys:
-        space = observation_space.spaces[key]
-        if not isinstance(space, spaces.Box):
-            raise ObservationLayoutError(
-                f"Observation entry {key!r} is a {type(space).__name__}; the text features "
-                "extractor reads only Box entries (token ids, attention masks, numeric features). "
-                "Wrap the env with rlagent.wrappers.TokenizeText to turn Text entries into ids."
-            )
-        if key.endswith(_IDS):
-            name = key[: -len(_IDS)]
-            mask_key = name + _MASK
-            mask_space = observation_space.spaces.get(mask_key)
-            if mask_space is None:
-                raise ObservationLayoutError(
-                    f"Observation entry {key!r} has no matching {mask_key!r}; every "
-                    "'<name>_input_ids' needs a '<name>_attention_mask' of the same shape."
-                )
-            if len(space.shape) not in (1, 2) or mask_space.shape != space.shape:
-                raise ObservationLayoutError(
-                    f"Observation entries {key!r} {space.shape} and {mask_key!r} "
-                    f"{mask_space.shape} must both have shape (K, max_length) or (max_length,)."
-                )
-            segments, length = (1, space.shape[0]) if len(space.shape) == 1 else space.shape
-            text.append(_TextEntry(name, key, mask_key, int(segments), int(length)))
-            used.update((key, mask_key))
-    for key in keys:
-        if key not in used:
-            numeric.append((key, int(np.prod(observation_space.spaces[key].shape))))
-    if not text:
-        raise ObservationLayoutError(
-            f"Observation space has no '<name>_input_ids' entries (keys: {keys}); wrap the env "
-            "with rlagent.wrappers.TokenizeText."
-        )
-    return text, numeric
 
 
 def _check_choice(what: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -208,9 +125,12 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
             own and the results are concatenated, so a segment's embedding is
             ``len(layers) * hidden_size`` wide. ``None`` (the default) pools the last layer
             only. A middle layer often keeps more of a sentence's tone than the last one.
-        dtype: ``"auto"`` (bfloat16 for a frozen encoder on a CPU with avx512_bf16/AMX, and on
-            CUDA in every mode, via autocast for trainable modes; float32 otherwise),
-            ``"float32"`` or ``"bfloat16"``.
+        dtype: The encoder dtype: ``"auto"`` (bfloat16 for a frozen encoder on a CPU with
+            avx512_bf16/AMX, and on CUDA in every mode, via autocast for trainable modes;
+            float32 otherwise), ``"fp32"``, ``"bf16"`` or, in frozen mode only, ``"int8"`` (the
+            attention projections quantised by ONNX Runtime, see
+            :func:`rlagent.encoders.build_int8_encoder`; run on the CPU). ``"float32"`` and
+            ``"bfloat16"`` are older names of ``"fp32"`` and ``"bf16"``.
         cache_size: Frozen-mode cache capacity in segments; 0 disables the cache.
         lora_r: LoRA rank.
         lora_alpha: LoRA scaling numerator.
@@ -242,7 +162,9 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
     ) -> None:
         mode = _check_choice("mode", mode, ENCODER_MODES)
         pooling = _check_choice("pooling", pooling, POOLINGS)
-        dtype = _check_choice("dtype", dtype, DTYPES)
+        encoder_dtype = normalize_encoder_dtype(dtype, what="dtype")
+        if encoder_dtype == "int8" and mode != "frozen":
+            raise EncoderDtypeError(f"dtype='int8' with mode={mode!r}: {INT8_MODE_MESSAGE}.")
         if isinstance(encoder, nn.Module) or not isinstance(encoder, str | os.PathLike):
             raise TypeError(
                 f"encoder must be a name or folder path (str), got {type(encoder).__name__}; "
@@ -261,7 +183,7 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
                 "the folder of the original weights as the encoder."
             )
         hidden = loaded.hidden_size
-        layer_list = _check_layers(layers, int(loaded.model.config.num_hidden_layers))
+        layer_list = check_layers(layers, int(loaded.model.config.num_hidden_layers))
         embedding_dim = hidden * (1 if layer_list is None else len(layer_list))
         features_dim = sum(t.segments for t in text) * embedding_dim + sum(n for _, n in numeric)
         super().__init__(observation_space, features_dim)
@@ -277,11 +199,17 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         self.encoder_dropout = bool(encoder_dropout) and mode != "frozen"
         self.vocab_size = int(getattr(loaded.model.config, "vocab_size", 0))
         self._dtype_setting = dtype
+        self._encoder_dtype = encoder_dtype
+        self.__dict__["_tokenizer"] = loaded.tokenizer
+        self.__dict__["_encoder_path"] = loaded.path
+        self.__dict__["_int8"] = None
         model = loaded.model
         self._weight_dtype = torch.float32
         if mode == "frozen":
             model.requires_grad_(False)
-            if self._resolve_bf16(load_device):
+            if encoder_dtype == "int8":
+                self.__dict__["_int8"] = build_int8_encoder(loaded)
+            elif self._resolve_bf16(load_device):
                 self._weight_dtype = torch.bfloat16
                 model = model.to(torch.bfloat16)
             # Kept outside the module tree: not in state_dict, not in parameters(), not reached by
@@ -322,8 +250,25 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
 
     @property
     def dtype_setting(self) -> str:
-        """The ``dtype`` it was built with: ``"auto"``, ``"float32"`` or ``"bfloat16"``."""
+        """The ``dtype`` as given (``"auto"``, ``"fp32"``, ``"float32"``, ``"int8"``...)."""
         return self._dtype_setting
+
+    @property
+    def encoder_dtype(self) -> str:
+        """The encoder dtype setting: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"int8"``."""
+        return self._encoder_dtype
+
+    @property
+    def active_dtype(self) -> str:
+        """What the encoder runs in now: ``"fp32"``, ``"bf16"`` or ``"int8"`` (auto resolved)."""
+        if self._encoder_dtype == "int8":
+            return "int8"
+        return "bf16" if self._resolve_bf16(self.device) else "fp32"
+
+    @property
+    def int8_encoder(self) -> Int8Encoder | None:
+        """The int8 copy of the encoder, once built (``None`` before)."""
+        return self.__dict__["_int8"]
 
     @property
     def device(self) -> torch.device:
@@ -354,9 +299,9 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         return self
 
     def _resolve_bf16(self, device: torch.device) -> bool:
-        if self._dtype_setting == "float32":
+        if self._encoder_dtype in ("fp32", "int8"):
             return False
-        if self._dtype_setting == "bfloat16":
+        if self._encoder_dtype == "bf16":
             return True
         if device.type == "cuda":
             return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -382,22 +327,136 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
         if self._cache is not None:
             self._cache.clear()
 
+    # ----------------------------------------------------------------- dtype
+    def set_encoder_dtype(self, dtype: str) -> None:
+        """Run the encoder in another dtype from now on (the embedding cache is emptied).
+
+        Switching a frozen encoder back from bf16 to fp32 or int8 loads its float32 weights
+        again (checksum verified); the int8 copy is built once and kept.
+
+        Args:
+            dtype: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"int8"`` (frozen mode only).
+
+        Raises:
+            EncoderDtypeError: An unknown dtype, or int8 in lora/full mode.
+        """
+        new = normalize_encoder_dtype(dtype, what="dtype")
+        if new == "int8" and self.mode != "frozen":
+            raise EncoderDtypeError(f"dtype='int8' with mode={self.mode!r}: {INT8_MODE_MESSAGE}.")
+        self._dtype_setting = dtype
+        self._encoder_dtype = new
+        frozen = self.__dict__["_frozen_model"]
+        if frozen is not None:
+            device = next(frozen.parameters()).device
+            wanted = torch.bfloat16 if self._resolve_bf16(device) else torch.float32
+            if next(frozen.parameters()).dtype != wanted:
+                frozen = self._float32_model(device) if wanted == torch.float32 else frozen
+                self.__dict__["_frozen_model"] = frozen.to(wanted).eval()
+            self._weight_dtype = wanted
+            if new == "int8" and self.__dict__["_int8"] is None:
+                self.__dict__["_int8"] = build_int8_encoder(self._as_encoder(frozen))
+        self.clear_cache()
+
+    def _float32_model(self, device: torch.device) -> nn.Module:
+        """The frozen encoder's float32 weights, from the model itself or loaded again."""
+        frozen = self.__dict__["_frozen_model"]
+        if frozen is not None and next(frozen.parameters()).dtype == torch.float32:
+            return frozen
+        loaded = load_encoder(self.encoder_name, device=device)
+        if loaded.checksum != self.encoder_checksum:
+            raise EncoderChecksumError(
+                f"Encoder {self.encoder_name!r} changed on disk since this extractor was built "
+                f"(checksum {loaded.checksum}, expected {self.encoder_checksum})."
+            )
+        model = loaded.model.requires_grad_(False).eval()
+        for module in model.modules():
+            setattr(module, _PRETRAINED_FLAG, True)
+        return model
+
+    def _as_encoder(self, model: nn.Module) -> Encoder:
+        return Encoder(
+            model=model,
+            tokenizer=self.__dict__["_tokenizer"],
+            name=self.encoder_name,
+            path=self.__dict__["_encoder_path"],
+            checksum=self.encoder_checksum,
+            hidden_size=self.hidden_size,
+        )
+
+    def embed(
+        self, ids: torch.Tensor, mask: torch.Tensor, *, dtype: str | None = None
+    ) -> torch.Tensor:
+        """Pooled embeddings of segments straight from the encoder (no cache), in any dtype.
+
+        Used to compare dtypes (:func:`rlagent.agents.check_agreement`); the policy reads
+        :meth:`encode_segments`.
+
+        Args:
+            ids: ``[N, L]`` token ids of present segments.
+            mask: ``[N, L]`` attention masks (no all-zero row).
+            dtype: ``"fp32"``, ``"bf16"`` or ``"int8"`` (frozen mode; built or loaded on
+                demand, without changing what the policy uses), or ``None`` for the active one.
+
+        Returns:
+            ``[N, embedding_dim]`` float32 on the encoder's device.
+        """
+        device = self.device
+        ids, mask = ids.long().to(device), mask.long().to(device)
+        wanted = self.active_dtype if dtype is None else normalize_encoder_dtype(dtype)
+        if wanted == "auto":
+            wanted = "bf16" if self._resolve_bf16(device) else "fp32"
+        with torch.no_grad():
+            if wanted == self.active_dtype:
+                return self._run_encoder(ids, mask)
+            if self.mode != "frozen":
+                raise EncoderDtypeError(
+                    f"embed(dtype={dtype!r}) compares dtypes of a frozen encoder; this one is "
+                    f"{self.mode!r}."
+                )
+            model = self._float32_model(device)
+            if wanted == "int8":
+                if self.__dict__["_int8"] is None:
+                    self.__dict__["_int8"] = build_int8_encoder(self._as_encoder(model))
+                return self._run_encoder(ids, mask, int8=self.__dict__["_int8"])
+            if wanted == "bf16":
+                model = copy.deepcopy(model).to(torch.bfloat16)
+            return self._run_encoder(ids, mask, model=model, int8=False)
+
     # ----------------------------------------------------------------- encoding
-    def _run_encoder(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Pooled float32 embeddings ``[N, embedding_dim]`` of ``N`` present segments."""
+    def _run_encoder(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        model: nn.Module | None = None,
+        int8: Int8Encoder | bool | None = None,
+    ) -> torch.Tensor:
+        """Pooled float32 embeddings ``[N, embedding_dim]`` of ``N`` present segments.
+
+        ``model`` and ``int8`` replace the active encoder (``int8=False``: the torch model).
+        """
         # Cut the columns after the last attended position (they are padding in every row).
         last = int(torch.nonzero(mask.any(dim=0)).max().item()) + 1
         ids, mask = ids[:, :last], mask[:, :last]
+        if int8 is None and self._encoder_dtype == "int8":
+            int8 = self.__dict__["_int8"]
+        plain = bool(int8) or model is not None  # no autocast around another encoder
+        model = self.model if model is None else model
         chunks = []
-        with self._autocast():
+        with contextlib.nullcontext() if plain else self._autocast():
             for start in range(0, ids.shape[0], _ENCODE_BATCH):
                 chunk_ids = ids[start : start + _ENCODE_BATCH]
                 chunk_mask = mask[start : start + _ENCODE_BATCH]
-                if self.layers is None:
-                    out = self.model(input_ids=chunk_ids, attention_mask=chunk_mask)
+                if int8:
+                    states = [
+                        hidden.to(chunk_ids.device)
+                        for hidden in int8.hidden_states(chunk_ids, chunk_mask, self.layers)
+                    ]
+                elif self.layers is None:
+                    out = model(input_ids=chunk_ids, attention_mask=chunk_mask)
                     states = [out.last_hidden_state]
                 else:
-                    out = self.model(
+                    out = model(
                         input_ids=chunk_ids, attention_mask=chunk_mask, output_hidden_states=True
                     )
                     states = [out.hidden_states[layer] for layer in self.layers]
@@ -477,46 +536,6 @@ class TextFeaturesExtractor(BaseFeaturesExtractor):
             value = observations[key]
             parts.append(value.reshape(value.shape[0], size).float().to(parts[0].device))
         return torch.cat(parts, dim=1)
-
-
-def layer_indices(layers: Sequence[int] | None) -> tuple[int, ...] | None:
-    """``layers`` as a tuple of ints (``None`` stays ``None``), for any encoder.
-
-    Raises:
-        TypeError: When ``layers`` is not a sequence of integers.
-        ValueError: When it is empty.
-    """
-    if layers is None:
-        return None
-    if isinstance(layers, str | bytes) or not isinstance(layers, Sequence):
-        raise TypeError(
-            f"layers must be a list of hidden-state indices (e.g. [-1, 3]) or None, got {layers!r}."
-        )
-    for layer in layers:
-        if isinstance(layer, bool) or not isinstance(layer, int | np.integer):
-            raise TypeError(f"layers must hold integers, got {layer!r} in {list(layers)!r}.")
-    if not layers:
-        raise ValueError("layers is empty; pass None to pool the last layer only.")
-    return tuple(int(layer) for layer in layers)
-
-
-def _check_layers(layers: Sequence[int] | None, num_layers: int) -> tuple[int, ...] | None:
-    """:func:`layer_indices`, checked against an encoder with ``num_layers`` layers."""
-    values = layer_indices(layers)
-    if values is None:
-        return None
-    for layer in values:
-        if not -(num_layers + 1) <= layer <= num_layers:
-            raise ValueError(
-                f"layers = {list(values)!r}: {layer} is out of range for an encoder with "
-                f"{num_layers} layers; use 0 (the embeddings) to {num_layers} (the last layer), "
-                f"or -1 to -{num_layers + 1} counted from the end (in a training config: "
-                "encoder_layers, or --encoder-layers for rlagent train)."
-            )
-    canonical = [v % (num_layers + 1) for v in values]
-    if len(set(canonical)) != len(canonical):
-        raise ValueError(f"layers = {list(values)!r} names the same hidden state twice.")
-    return values
 
 
 def _add_lora(model: nn.Module, r: int, alpha: int, dropout: float, targets: str) -> nn.Module:

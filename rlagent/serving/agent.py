@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from rlagent.agents.loading import load_model
-from rlagent.agents.saving import resolve_model_dir
+from rlagent.agents.saving import model_hash, resolve_model_dir
 from rlagent.agents.slate import SlateDistribution
 from rlagent.agents.trust import is_pickled_model
 from rlagent.evaluation import check_model_fits_env
@@ -81,17 +80,6 @@ class Decision:
     probabilities: dict[str, float]
     probability: float
     value: float | None
-
-
-def model_hash(path: str | os.PathLike) -> str:
-    """The sha256 of a model directory's files (names and contents): stable across copies."""
-    root = Path(path)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        name = file.relative_to(root).as_posix()
-        content = hashlib.sha256(file.read_bytes()).hexdigest()
-        digest.update(f"{name}\0{content}\n".encode())
-    return digest.hexdigest()
 
 
 class ServedAgent:
@@ -153,6 +141,7 @@ class ServedAgent:
         planner: str | None = None,
         simulations: int = 64,
         seed: int = 0,
+        encoder_dtype: str | None = None,
     ) -> ServedAgent:
         """Load a model directory and build the env it serves.
 
@@ -168,6 +157,10 @@ class ServedAgent:
                 dialogue; see :mod:`rlagent.serving.planning`).
             simulations: MCTS simulations per decision (with ``planner="mcts"``).
             seed: Seed of each session's planner (with ``planner="mcts"``).
+            encoder_dtype: ``None`` (as the model was saved), ``"auto"``, ``"fp32"``,
+                ``"bf16"`` or ``"int8"``. int8 is used only where it agrees with fp32 on the
+                env's test observations (:func:`rlagent.agents.resolve_encoder_dtype`, about two
+                minutes for MiniLM on a 2-core CPU).
 
         Returns:
             The served agent.
@@ -179,6 +172,7 @@ class ServedAgent:
             rlagent.agents.ModelFileError: ``model_path`` is not a readable model directory.
             rlagent.agents.ModelEnvMismatchError: The model does not read the env's
                 observations.
+            rlagent.agents.EncoderDtypeError: int8 was asked for and disagrees with fp32.
         """
         path = Path(model_path)
         if path.is_file() and is_pickled_model(path):
@@ -209,6 +203,10 @@ class ServedAgent:
 
         env = make_env(env_id, env_kwargs)
         check_model_fits_env(model, env)
+        if encoder_dtype is not None:
+            from rlagent.agents import resolve_encoder_dtype
+
+            resolve_encoder_dtype(model, env_id, encoder_dtype, env_kwargs=env_kwargs)
         settings = {
             "env_id": env_id,
             "env_kwargs": dict(env_kwargs),
@@ -216,6 +214,7 @@ class ServedAgent:
             "simulations": simulations if planner else None,
             "seed": seed if planner else None,
             "device": str(model.device),
+            "encoder_dtype": encoder_dtype,
         }
         planners = None
         if planner == "mcts":

@@ -1,9 +1,10 @@
 """Export an interaction log to a Minari dataset: one episode per session, with propensities.
 
-:func:`export_minari` writes, with Minari's own storage API (``EpisodeBuffer`` written by
-``MinariStorage`` in the ``arrow`` format, what ``minari.create_dataset_from_buffers`` does, but
-into a folder of your choosing rather than ``~/.minari``), a dataset that
-:func:`rlagent.datasets.read_episodes` and ``minari.MinariDataset(DIR / "data")`` read back.
+:func:`export_minari` writes, with rlagent's one dataset writer
+(:mod:`rlagent.datasets.writing`: Minari's own storage API, ``EpisodeBuffer`` written by
+``MinariStorage`` in the ``arrow`` format, into a folder of your choosing rather than
+``~/.minari``), a dataset that :func:`rlagent.datasets.read_episodes` and
+``minari.MinariDataset(DIR / "data")`` read back; ``rlagent collect`` writes the same layout.
 
 Each session with at least one decision becomes one episode of ``T`` decisions, in step order:
 
@@ -55,7 +56,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -63,61 +63,34 @@ from typing import Any
 
 import numpy as np
 
-from rlagent._folders import empty_folder, has_marker, write_marker_file
+from rlagent.datasets.writing import (
+    DATA_FORMAT,
+    DATASET_MARKER,
+    DatasetWriter,
+    default_dataset_id,
+    episode_buffer,
+    import_minari,
+)
 from rlagent.serving._log_records import InteractionLogError, dumps
 from rlagent.serving.interaction_log import SCHEMA_VERSION, InteractionLog
 
-__all__ = ["EXPORT_MARKER", "LogExportError", "export_minari"]
+__all__ = ["DATA_FORMAT", "EXPORT_MARKER", "LogExportError", "export_minari"]
 
-#: The file that marks an export folder as written by :func:`export_minari`.
-EXPORT_MARKER = "rlagent-export.json"
-#: The Minari storage format written (``pyarrow``; ``hdf5`` would need ``h5py``).
-DATA_FORMAT = "arrow"
+#: The file that marks an export folder (any rlagent dataset) as written by rlagent.
+EXPORT_MARKER = DATASET_MARKER
 _SAME_ENV = (
     "export with the env the log was written for (the default: the log's env_id and env_kwargs)"
 )
-_INSTALL_HINT = 'install it with pip install "rlagent[datasets]" (minari[arrow]>=0.5)'
 
 
 class LogExportError(InteractionLogError):
     """A log cannot be exported: its folder, its env, or a record that does not fit the env."""
 
 
-def _import_minari() -> Any:
-    try:
-        import minari
-        from minari.dataset.minari_storage import MinariStorage  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(f"Exporting to Minari needs minari: {_INSTALL_HINT}.") from exc
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(f"Minari's arrow format needs pyarrow: {_INSTALL_HINT}.") from exc
-    return minari
-
-
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise LogExportError(f"{out_dir} is a file; --to takes a folder for the dataset.")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise LogExportError(
-                f"{out_dir} is not empty; pass --overwrite (overwrite=True) to replace an earlier "
-                "export there, or choose a new folder."
-            )
-        if not has_marker(out_dir, EXPORT_MARKER):
-            raise LogExportError(
-                f"{out_dir} holds files that rlagent logs export did not write; it replaces only "
-                "its own exports: choose a new or empty folder."
-            )
-        empty_folder(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_marker_file(out_dir, EXPORT_MARKER)
-
-
-def _default_dataset_id(out_dir: Path) -> str:
-    name = re.sub(r"[^-_\w]+", "-", out_dir.resolve().name).strip("-_") or "interactions"
-    return f"rlagent-logs/{name}-v0"
+#: Writes exports, with ``rlagent logs export``'s flags in its messages.
+_WRITER = DatasetWriter(
+    command="rlagent logs export", flag="--to", noun="export", error=LogExportError
+)
 
 
 def _action_keys(action_space: Any, env: Any) -> tuple[list[str], Any]:
@@ -202,19 +175,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _columns(space: Any, values: list[Any]) -> Any:
-    """Observations (a list) as Minari's column layout: dicts and tuples of per-step lists."""
-    from gymnasium import spaces
-
-    if isinstance(space, spaces.Dict):
-        return {k: _columns(sub, [v[k] for v in values]) for k, sub in space.spaces.items()}
-    if isinstance(space, spaces.Tuple):
-        return tuple(_columns(sub, [v[i] for v in values]) for i, sub in enumerate(space.spaces))
-    if isinstance(space, spaces.Box | spaces.MultiDiscrete | spaces.MultiBinary):
-        return np.stack([np.asarray(v, dtype=space.dtype) for v in values])
-    return list(values)
-
-
 def _episode(
     log: InteractionLog,
     session: Any,
@@ -224,8 +184,6 @@ def _episode(
     episode_id: int,
 ) -> Any:
     """The session's decisions and feedback as a Minari ``EpisodeBuffer``."""
-    from minari.data_collector import EpisodeBuffer
-
     observation_space, action_space = spaces_
     names, flat_index = keys
     feedback = log.feedback(session.session_id)
@@ -267,14 +225,8 @@ def _episode(
         "planner": [dumps(d.planner) for d in decisions] + ["null"],
         "feedback": [dumps([asdict(r) for r in rows]) for rows in per_step],
     }
-    return EpisodeBuffer(
-        id=episode_id,
-        observations=_columns(observation_space, observations),
-        actions=actions,
-        rewards=list(rewards),
-        terminations=[False] * (n - 1) + [ended],
-        truncations=[False] * (n - 1) + [not ended],
-        infos=infos,
+    return episode_buffer(
+        episode_id, observation_space, observations, actions, rewards, ended, not ended, infos
     )
 
 
@@ -312,10 +264,7 @@ def export_minari(
             record does not fit the env's spaces.
         ImportError: minari or pyarrow is not installed.
     """
-    minari = _import_minari()
-    from minari.dataset.minari_dataset import parse_dataset_id
-    from minari.dataset.minari_storage import MinariStorage
-
+    import_minari("Exporting to Minari")
     from rlagent.env_making import make_env
 
     out = Path(out_dir)
@@ -323,14 +272,8 @@ def export_minari(
     try:
         env_id = env_id or log.env_id
         env_kwargs = dict(log.env_kwargs if env_kwargs is None else env_kwargs)
-        dataset_id = dataset_id or _default_dataset_id(out)
-        try:
-            parse_dataset_id(dataset_id)
-        except ValueError as exc:
-            raise LogExportError(
-                f"dataset id {dataset_id!r} is malformed: Minari ids look like "
-                "namespace/name-v0 (letters, digits, - and _)."
-            ) from exc
+        dataset_id = dataset_id or default_dataset_id(out, "rlagent-logs", "interactions")
+        _WRITER.check_dataset_id(dataset_id)
         env = make_env(env_id, env_kwargs)
         try:
             spaces_ = (env.observation_space, env.action_space)
@@ -351,34 +294,25 @@ def export_minari(
     finally:
         log.close()
 
-    _prepare_out_dir(out, overwrite)
-    storage = MinariStorage.new(
-        out / "data",
+    return _WRITER.write(
+        out,
+        buffers,
+        env_spec=spec,
         observation_space=spaces_[0],
         action_space=spaces_[1],
-        env_spec=spec,
-        data_format=DATA_FORMAT,
-        jpeg_encoding=False,
+        dataset_id=dataset_id,
+        rlagent_metadata={
+            "source": "interaction_log",
+            "log_path": log_file,
+            "log_schema_version": SCHEMA_VERSION,
+            "env_id": env_id,
+            "env_kwargs": env_kwargs,
+            "info_alignment": "decision",
+            "final_observation": "repeat_last",
+            "skipped_sessions": skipped,
+        },
+        algorithm_name="rlagent serve (logged decisions)",
+        description=f"Sessions of the interaction log {log_file}, one episode each.",
+        episode_metadata=episodes_meta,
+        overwrite=overwrite,
     )
-    storage.update_metadata(
-        {
-            "dataset_id": dataset_id,
-            "minari_version": minari.__version__,
-            "algorithm_name": "rlagent serve (logged decisions)",
-            "description": f"Sessions of the interaction log {log_file}, one episode each.",
-            "rlagent": {
-                "source": "interaction_log",
-                "log_path": log_file,
-                "log_schema_version": SCHEMA_VERSION,
-                "env_id": env_id,
-                "env_kwargs": json.loads(json.dumps(env_kwargs, default=repr)),
-                "info_alignment": "decision",
-                "final_observation": "repeat_last",
-                "skipped_sessions": skipped,
-            },
-        }
-    )
-    storage.update_episodes(buffers)
-    if buffers:
-        storage.update_episode_metadata(episodes_meta, range(len(buffers)))
-    return out

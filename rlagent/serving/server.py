@@ -12,7 +12,7 @@ from typing import Any
 from rlagent.serving.config import ServeConfig
 from rlagent.serving.errors import ServingConfigError
 
-__all__ = ["DEFAULT_LOG", "serve", "build_app"]
+__all__ = ["DEFAULT_LOG", "build_app", "check_address", "check_paths", "serve"]
 
 #: Where ``rlagent serve`` logs decisions unless told otherwise (``--log``, ``--no-log``).
 DEFAULT_LOG = "interactions.db"
@@ -32,6 +32,7 @@ def build_app(
     encoder_dtype: str | None = None,
     config: ServeConfig | None = None,
     on_load_error: Any = None,
+    eager: bool = False,
 ) -> Any:
     """The FastAPI app for ``model``, loading it in the background when the server starts.
 
@@ -49,6 +50,9 @@ def build_app(
             where it agrees with fp32; see docs/encoders.md).
         config: Batching, session and input limits.
         on_load_error: Optional callable given the exception if loading fails.
+        eager: Load the model now, in this call (its errors raise here), instead of in the
+            background once the server starts; Ray Serve replicas load eagerly, so that a
+            replica is ready only once its model is.
 
     Returns:
         The app (see :func:`rlagent.serving.create_app`).
@@ -56,16 +60,8 @@ def build_app(
     from rlagent.serving.agent import ServedAgent
     from rlagent.serving.app import create_app
 
+    check_paths(model, log)
     model_path = Path(model)
-    if not model_path.exists():
-        raise ServingConfigError(
-            f"model {str(model)!r} does not exist; pass the model folder rlagent train wrote "
-            "(e.g. runs/NAME/model)."
-        )
-    if log is not None and Path(log).is_dir():
-        raise ServingConfigError(
-            f"--log {str(log)!r} is a directory; pass a file path, e.g. {Path(log) / DEFAULT_LOG}."
-        )
     load_kwargs: dict[str, Any] = dict(
         env_id=env_id,
         env_kwargs=dict(env_kwargs) if env_kwargs else None,
@@ -97,7 +93,44 @@ def build_app(
             settings=settings,
         )
 
-    return create_app(load, log=open_log if log is not None else None, config=config)
+    opener = open_log if log is not None else None
+    return create_app(load() if eager else load, log=opener, config=config)
+
+
+def check_paths(model: str | os.PathLike, log: str | os.PathLike | None) -> None:
+    """Check that ``model`` exists and that ``log`` (if any) is not a directory.
+
+    Raises:
+        ServingConfigError: Either is wrong; the message says what to pass instead.
+    """
+    if not Path(model).exists():
+        raise ServingConfigError(
+            f"model {str(model)!r} does not exist; pass the model folder rlagent train wrote "
+            "(e.g. runs/NAME/model)."
+        )
+    if log is not None and Path(log).is_dir():
+        raise ServingConfigError(
+            f"--log {str(log)!r} is a directory; pass a file path, e.g. {Path(log) / DEFAULT_LOG}."
+        )
+
+
+def check_address(host: str, port: int) -> None:
+    """Check the address a server binds to.
+
+    Raises:
+        ServingConfigError: A port outside 0..65535, or a host that is not an IP address (or
+            ``localhost``).
+    """
+    if not 0 <= int(port) <= 65535:
+        raise ServingConfigError(f"port={port!r} must be in 0..65535, e.g. 8000.")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ServingConfigError(
+                f"host={host!r} is not an IP address; use 127.0.0.1 (this machine only, the "
+                "default) or 0.0.0.0 (every interface)."
+            ) from None
 
 
 def serve(
@@ -119,16 +152,7 @@ def serve(
     """
     import uvicorn
 
-    if not 0 <= int(port) <= 65535:
-        raise ServingConfigError(f"port={port!r} must be in 0..65535, e.g. 8000.")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host != "localhost":
-            raise ServingConfigError(
-                f"host={host!r} is not an IP address; use 127.0.0.1 (this machine only, the "
-                "default) or 0.0.0.0 (every interface)."
-            ) from None
+    check_address(host, port)
     holder: dict[str, Any] = {}
 
     def stop(_: Exception) -> None:

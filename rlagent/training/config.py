@@ -73,6 +73,11 @@ class TrainConfig(AgentConfig):
             :mod:`rlagent.training.averaging`); the checkpoints keep the last weights. Needs
             ``keep_checkpoints`` of at least ``average_checkpoints + 1``.
         baseline_episodes: Episodes per baseline in the final report (0 skips baselines).
+        init_model: A model folder whose policy weights the new agent starts from (e.g. one
+            learnt from logs by ``rlagent learn``; ``rlagent train --init``); the run's
+            settings must build the same architecture for the same env and encoder
+            (:func:`rlagent.agents.load_initial_weights`). PPO's optimizer and counters start
+            fresh. ``None``: PPO's own initialisation.
     """
 
     GROUPS: ClassVar[tuple[str, ...]] = (*AgentConfig.GROUPS, "eval_env_kwargs")
@@ -88,6 +93,7 @@ class TrainConfig(AgentConfig):
     keep_checkpoints: int = 3
     average_checkpoints: int = 0
     baseline_episodes: int = 200
+    init_model: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -115,6 +121,12 @@ class TrainConfig(AgentConfig):
                 f"with {self.average_checkpoints} earlier checkpoints, but keep_checkpoints = "
                 f"{self.keep_checkpoints} keeps only {self.keep_checkpoints - 1} besides the "
                 f"final one; set keep_checkpoints: {self.average_checkpoints + 1} or more."
+            )
+        if self.init_model is not None and not (
+            isinstance(self.init_model, str) and self.init_model
+        ):
+            raise ConfigError(
+                f"init_model = {self.init_model!r}; expected the path of a model folder"
             )
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device = {self.device!r}; expected 'auto', 'cpu' or 'cuda'")

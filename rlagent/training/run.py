@@ -281,7 +281,7 @@ def _run(
     on_eval: Callable[[dict[str, Any]], bool] | None,
 ) -> TrainResult:
     """Build or load the model, train it to the target, then finish the run."""
-    from rlagent.agents import make_ppo
+    from rlagent.agents import load_initial_weights, make_ppo
 
     resume = checkpoint is not None
     run_state: dict[str, Any] = {"eval_history": []}
@@ -303,6 +303,12 @@ def _run(
             tensorboard_log=str(out_dir / "tensorboard"),
             verbose=verbose,
         )
+        if config.init_model is not None:
+            try:
+                load_initial_weights(model, config.init_model)
+            except BaseException:
+                model.get_env().close()
+                raise
     rollout = _rollout_size(config, model)
     target = int(math.ceil(config.n_timesteps / rollout) * rollout)
     start_steps = int(model.num_timesteps)

@@ -65,6 +65,7 @@ _FLAGS = {
     "n_envs": "--n-envs",
     "seed": "--seed",
     "warm_start": "--warm-start",
+    "init_model": "--init",
 }
 
 

@@ -162,6 +162,7 @@ def test_served_planner_takes_the_actions_evaluate_plans(models):
         "simulations": 6,
         "seed": 0,
         "device": "cpu",
+        "encoder_dtype": None,
     }
     env = make_env(CS, kwargs)
     for seed in (3, 6):  # episodes of three planned turns
@@ -266,6 +267,7 @@ def test_identity_settings_and_sessions(models, tmp_path):
         "simulations": None,
         "seed": None,
         "device": "cpu",
+        "encoder_dtype": None,
     }
     assert agent.action_names == CustomerServiceEnv().action_names
     assert agent.new_session() is not agent.new_session()
@@ -386,3 +388,24 @@ def test_a_planner_needs_the_sessions_awaiting_it(models):
     message = "Session 0 does not await the agent (whose_turn is 'customer'); decide after the"
     with pytest.raises(SessionInputError, match=re.escape(message)):
         agent.decide([chat.observation()], sessions=[chat])
+
+
+# ---------------------------------------------------------------- encoder dtype
+def test_an_int8_encoder_the_gate_refuses_is_not_served(models, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import rlagent.agents as agents
+    from rlagent.agents import EncoderDtypeError
+
+    gate = agents.resolve_encoder_dtype
+    calls = []
+
+    def strict(model, env, dtype, **kwargs):
+        calls.append(dtype)
+        return gate(model, env, dtype, observations=20, min_action_agreement=1.01, **kwargs)
+
+    monkeypatch.setattr(agents, "resolve_encoder_dtype", strict)
+    with pytest.raises(EncoderDtypeError, match="int8"):
+        ServedAgent.load(models["cs"], encoder_dtype="int8")
+    assert calls == ["int8"]
+    agent = ServedAgent.load(models["cs"], encoder_dtype="fp32")
+    assert agent.settings["encoder_dtype"] == "fp32" and calls == ["int8", "fp32"]
