@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rlagent.serving._bench_load import ServeBenchError, child_env
-from rlagent.serving._bench_runs import measure, start_variant
+from rlagent.serving._bench_runs import Variant, measure, start_variant
 from rlagent.serving.config import ServeConfig
 from rlagent.serving.errors import ServingConfigError
 
@@ -282,8 +282,7 @@ def run_serve_bench(
                 for dtype, model_dir in plans
                 for mode in ("batched", "one_at_a_time")
             ]
-            for variant in variants:
-                variant.server.wait_ready()
+            variants = _ready(variants, unsupported)
             rows = measure(variants, config)
     return {
         "env_id": env_id or (DEFAULT_ENV if model is None else "the model's own"),
@@ -298,6 +297,31 @@ def run_serve_bench(
         "speedup": _speedups(rows),
         "unsupported": unsupported,
     }
+
+
+def _ready(variants: list[Variant], unsupported: dict[str, str]) -> list[Variant]:
+    """The variants whose servers came up; a dtype whose server failed goes to ``unsupported``.
+
+    Raises:
+        ServeBenchError: No server came up.
+    """
+    failed: dict[str, str] = {}
+    for variant in variants:
+        if variant.dtype in failed:
+            variant.server.stop()
+            continue
+        try:
+            variant.server.wait_ready()
+        except ServeBenchError as exc:
+            failed[variant.dtype] = f"rlagent serve --encoder-dtype {variant.dtype} failed: {exc}"
+    ready = [v for v in variants if v.dtype not in failed]
+    for variant in variants:
+        if variant.dtype in failed:
+            variant.server.stop()
+    unsupported.update(failed)
+    if not ready:
+        raise ServeBenchError(f"no server came up: {failed}")
+    return ready
 
 
 def _plans(
