@@ -405,14 +405,16 @@ def format_serve_bench(result: Mapping[str, Any]) -> str:
         parts = ", ".join(f"{c} clients {r:.2f}x" for c, r in ratios.items())
         lines.append(f"batched / one-at-a-time requests/s ({dtype}): {parts}")
     fp32 = _by(result["rows"], "fp32")
-    bf16 = _by(result["rows"], "bf16")
-    if fp32 and bf16:
+    for dtype in dict.fromkeys(r["encoder_dtype"] for r in result["rows"]):
+        other = _by(result["rows"], dtype)
+        if dtype == "fp32" or not fp32 or not other:
+            continue
         parts = ", ".join(
-            f"{mode} {clients} clients {bf16[(mode, clients)] / fp32[(mode, clients)]:.2f}x"
+            f"{mode} {clients} clients {other[(mode, clients)] / fp32[(mode, clients)]:.2f}x"
             for mode, clients in fp32
-            if (mode, clients) in bf16
+            if (mode, clients) in other
         )
-        lines.append(f"bf16 / fp32 requests/s: {parts}")
+        lines.append(f"{dtype} / fp32 requests/s: {parts}")
     for dtype, reason in result["unsupported"].items():
         lines.append(f"{dtype}: unsupported ({reason})")
     return "\n".join(lines)
