@@ -16,6 +16,8 @@ minari = pytest.importorskip(
 )
 pytest.importorskip("pyarrow", reason="minari's arrow format needs pyarrow")
 
+from tiny_models import TINY  # noqa: E402
+
 import rlagent  # noqa: E402,F401  (registers the envs)
 import rlagent.env_making  # noqa: E402
 from rlagent.agents import make_ppo, save_model  # noqa: E402
@@ -32,8 +34,6 @@ CS = "rlagent/CustomerService-v0"
 CS_KWARGS = {"history": 3, "max_turns": 5}
 REC = "rlagent/Recommendation-v0"
 REC_KWARGS = {"n_candidates": 4, "slate_size": 2, "history_length": 2, "n_items": 50}
-TINY = dict(encoder="tiny-random", encoder_layers=[-1], n_envs=1, seed=0, device="cpu")
-TINY.update(max_length=16, n_steps=8, batch_size=8)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
+from tiny_models import TINY
+from tiny_models import sharpen as _sharpen
 
 import rlagent  # noqa: E402,F401  (registers the bundled envs)
 from rlagent.agents import make_ppo, save_model  # noqa: E402
@@ -29,17 +30,7 @@ from rlagent.serving import (  # noqa: E402
 
 CS = "rlagent/CustomerService-v0"
 REC = "rlagent/Recommendation-v0"
-TINY = dict(encoder="tiny-random", encoder_layers=[-1], n_envs=1, seed=0, device="cpu")
-TINY.update(max_length=16, n_steps=8, batch_size=8)
 PREFIX = "Customer: "
-
-
-def _sharpen(model):
-    """Scale the action head so that an untrained policy's choices differ between inputs."""
-    with torch.no_grad():
-        for parameter in model.policy.action_net.parameters():
-            parameter.mul_(300.0)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -128,16 +128,12 @@ def dialogue_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 @pytest.fixture(scope="module")
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real model (tiny random encoder, sharpened head) behind the same pages."""
-    import torch
+    from tiny_models import TINY, sharpen
 
     from rlagent.agents import make_ppo, save_model
 
     folder = tmp_path_factory.mktemp("real")
-    tiny = dict(encoder="tiny-random", encoder_layers=[-1], n_envs=1, seed=0, device="cpu")
-    model = make_ppo("rlagent/CustomerService-v0", max_length=16, n_steps=8, **tiny)
-    with torch.no_grad():
-        for parameter in model.policy.action_net.parameters():
-            parameter.mul_(300.0)
+    model = sharpen(make_ppo("rlagent/CustomerService-v0", **TINY))
     agent = ServedAgent.load(save_model(model, folder / "model"))
     yield from _serve("dialogue", folder, agent)
 

@@ -15,11 +15,11 @@ import uuid
 
 import gymnasium as gym
 import pytest
-import torch
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
+from tiny_models import TINY, sharpen  # noqa: E402
 
 import rlagent  # noqa: E402,F401  (registers the bundled envs)
 from rlagent.agents import ModelFileError, make_ppo, save_model  # noqa: E402
@@ -40,8 +40,6 @@ from rlagent.serving.ray_serve import (  # noqa: E402
 )
 
 CS = "rlagent/CustomerService-v0"
-TINY = dict(encoder="tiny-random", encoder_layers=[-1], n_envs=1, seed=0, device="cpu")
-TINY.update(max_length=16, n_steps=8, batch_size=8)
 HEADER = "x-session-id"
 HAS_SERVE = importlib.util.find_spec("ray") is not None and (
     importlib.util.find_spec("ray.serve") is not None
@@ -63,10 +61,7 @@ def _refusal(n: int) -> str:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    model = make_ppo(CS, **TINY)
-    with torch.no_grad():  # an untrained policy whose choices differ between inputs
-        for parameter in model.policy.action_net.parameters():
-            parameter.mul_(300.0)
+    model = sharpen(make_ppo(CS, **TINY))  # an untrained policy whose choices differ by input
     return save_model(model, tmp_path_factory.mktemp("ray") / "cs")
 
 

@@ -18,13 +18,13 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from tiny_models import TINY  # noqa: E402
+
 from rlagent.agents import make_ppo, save_model  # noqa: E402
 from rlagent.serving import InteractionLog  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CS = "rlagent/CustomerService-v0"
-TINY = dict(encoder="tiny-random", encoder_layers=[-1], n_envs=1, seed=0, device="cpu")
-TINY.update(max_length=16, n_steps=8, batch_size=8)
 CLIENTS = 6
 #: Answers the clients must hold before the kill (the kill lands while more are in flight).
 ACKNOWLEDGED_BEFORE_KILL = 60
