@@ -39,6 +39,18 @@ def add_serving_parsers(sub: Any, add_env: Callable[..., None]) -> None:
         choices=["auto", "fp32", "bf16", "int8"],
         help="encoder precision (default: as trained); int8 only where it agrees with fp32",
     )
+    explore = srv.add_mutually_exclusive_group()
+    explore.add_argument(
+        "--epsilon",
+        type=float,
+        help="explore: epsilon-greedy around the most likely action, logged (docs/feedback.md)",
+    )
+    explore.add_argument(
+        "--temperature",
+        type=float,
+        help="explore: sample softmax(logits / T), logged (docs/feedback.md)",
+    )
+    srv.add_argument("--explore-seed", type=int, default=0, help="seed of the exploration")
     srv.add_argument("--max-batch", type=int, help="most decisions per forward pass (1: none)")
     srv.add_argument("--max-wait-ms", type=float, help="longest wait for a batch to fill")
     srv.add_argument("--session-ttl", type=float, help="seconds before an idle session expires")
@@ -71,7 +83,13 @@ def add_serving_parsers(sub: Any, add_env: Callable[..., None]) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run ``rlagent serve``."""
-    from rlagent.serving import DEFAULT_LOG, ServeConfig, ServingConfigError, serve
+    from rlagent.serving import (
+        DEFAULT_LOG,
+        Exploration,
+        ServeConfig,
+        ServingConfigError,
+        serve,
+    )
     from rlagent.training import parse_kwargs
 
     limits = {
@@ -80,6 +98,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "session_ttl_s": args.session_ttl,
     }
     config = ServeConfig(**{k: v for k, v in limits.items() if v is not None})
+    exploration = None
+    if args.epsilon is not None or args.temperature is not None:
+        exploration = Exploration(
+            epsilon=args.epsilon, temperature=args.temperature, seed=args.explore_seed
+        )
     kwargs = dict(
         env_id=args.env,
         env_kwargs=parse_kwargs(args.env_kwargs) or None,
@@ -90,6 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         simulations=args.simulations,
         device=args.device,
         encoder_dtype=args.encoder_dtype,
+        exploration=exploration,
         config=config,
     )
     if args.ray:

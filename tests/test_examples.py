@@ -82,3 +82,15 @@ def test_finetune_example_never_deletes_a_folder_it_did_not_write(tmp_path):
         assert error.startswith("finetune_encoder.py: error: "), proc.stderr[-2000:]
         assert ("deleted nothing" in error) == bool(flag), error
         assert [p.name for p in notes.iterdir()] == ["mine.txt"]
+
+
+def test_feedback_loop_example_never_deletes_a_folder_it_did_not_write(tmp_path):
+    script = REPO / "examples" / "feedback_loop.py"
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("keep me")
+    for flag in ([], ["--overwrite"]):
+        proc = _run_example(script, tmp_path, "--out", "notes", *flag)
+        assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-4000:]
+        assert "notes is not empty and holds no earlier loop" in proc.stderr
+        assert [p.name for p in notes.iterdir()] == ["mine.txt"]

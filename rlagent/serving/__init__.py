@@ -15,8 +15,10 @@ See docs/serving.md.
 from envs._live import LiveInputError
 from rlagent.serving.agent import Decision, ServedAgent, model_hash
 from rlagent.serving.app import create_app
+from rlagent.serving.background import BackgroundServer
 from rlagent.serving.batching import MicroBatcher
 from rlagent.serving.config import ServeConfig
+from rlagent.serving.customers import CustomerRun, CustomersError, play_customers
 from rlagent.serving.errors import (
     PickledModelError,
     ServingConfigError,
@@ -26,14 +28,19 @@ from rlagent.serving.errors import (
     SessionStateError,
     UnknownSessionError,
 )
+from rlagent.serving.exploration import Exploration
 from rlagent.serving.interaction_log import DecisionRecord, InteractionLog
 from rlagent.serving.log_export import export_minari
 from rlagent.serving.server import DEFAULT_LOG, build_app, serve
 
 __all__ = [
+    "BackgroundServer",
     "DEFAULT_LOG",
+    "CustomerRun",
+    "CustomersError",
     "Decision",
     "DecisionRecord",
+    "Exploration",
     "InteractionLog",
     "LiveInputError",
     "MicroBatcher",
@@ -50,5 +57,6 @@ __all__ = [
     "create_app",
     "export_minari",
     "model_hash",
+    "play_customers",
     "serve",
 ]

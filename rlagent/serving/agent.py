@@ -41,6 +41,7 @@ from rlagent.serving.errors import (
     SessionInputError,
     pickled_model_message,
 )
+from rlagent.serving.exploration import Exploration
 from rlagent.serving.planning import LiveChatPlanners
 
 __all__ = ["Decision", "ServedAgent", "model_hash"]
@@ -64,7 +65,7 @@ class Decision:
             :attr:`ServedAgent.action_names`: for a dialogue the probability of each action
             (masked actions 0 when the model reads action masks); for a slate the probability
             of each candidate being shown first. With a planner: the search's visit share
-            of each action.
+            of each action. With exploration: the distribution the action was sampled from.
         probability: The probability of the chosen ``action`` under the distribution that
             chose it (for a slate, of the whole ordered slate; with a planner, its visit
             share): the propensity an interaction log records.
@@ -110,6 +111,7 @@ class ServedAgent:
         model_path: str | os.PathLike,
         settings: Mapping[str, Any],
         planner: LiveChatPlanners | None = None,
+        exploration: Exploration | None = None,
     ) -> None:
         self.model = model
         self.env = env
@@ -128,6 +130,8 @@ class ServedAgent:
         value_scale = float((getattr(model, "rlagent_spec", None) or {}).get("reward_scale", 1.0))
         self._value_scale = 1.0 / value_scale
         self._planner = planner
+        self.exploration = exploration
+        self._rng = np.random.default_rng(exploration.seed if exploration else 0)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -142,6 +146,7 @@ class ServedAgent:
         simulations: int = 64,
         seed: int = 0,
         encoder_dtype: str | None = None,
+        exploration: Exploration | None = None,
     ) -> ServedAgent:
         """Load a model directory and build the env it serves.
 
@@ -161,6 +166,9 @@ class ServedAgent:
                 ``"bf16"`` or ``"int8"``. int8 is used only where it agrees with fp32 on the
                 env's test observations (:func:`rlagent.agents.resolve_encoder_dtype`, about two
                 minutes for MiniLM on a 2-core CPU).
+            exploration: ``None`` (the most likely action, as ``rlagent evaluate``) or an
+                :class:`~rlagent.serving.exploration.Exploration`: each dialogue decision is
+                sampled from that distribution, which its :class:`Decision` reports.
 
         Returns:
             The served agent.
@@ -168,7 +176,8 @@ class ServedAgent:
         Raises:
             PickledModelError: ``model_path`` is a pickled model.
             ServingConfigError: No env id is given or saved, the env has no live sessions,
-                or the planner cannot plan for it (the message says which do).
+                the planner cannot plan for it (the message says which do), or exploration
+                is asked for a slate env or with a planner.
             rlagent.agents.ModelFileError: ``model_path`` is not a readable model directory.
             rlagent.agents.ModelEnvMismatchError: The model does not read the env's
                 observations.
@@ -185,6 +194,16 @@ class ServedAgent:
             raise ServingConfigError(
                 f"simulations={simulations!r}; expected an int >= 1 (MCTS simulations per "
                 "decision)."
+            )
+        if exploration is not None and not isinstance(exploration, Exploration):
+            raise ServingConfigError(
+                f"exploration={exploration!r}; pass None or Exploration(epsilon=...) / "
+                "Exploration(temperature=...)."
+            )
+        if exploration is not None and planner is not None:
+            raise ServingConfigError(
+                "exploration samples the policy's own decisions; with planner='mcts' the "
+                "search decides. Serve with one of them, not both."
             )
         path = resolve_model_dir(path)
         model = load_model(path, device=device)
@@ -215,7 +234,14 @@ class ServedAgent:
             "seed": seed if planner else None,
             "device": str(model.device),
             "encoder_dtype": encoder_dtype,
+            "exploration": exploration.describe() if exploration else None,
         }
+        if exploration is not None and _kind_of(env, env_id) != "dialogue":
+            raise ServingConfigError(
+                f"exploration serves dialogues (rlagent/CustomerService-v0 and envs like it); "
+                f"{env_id} serves slates: record exploring slate logs with rlagent collect "
+                "MODEL --temperature T instead."
+            )
         planners = None
         if planner == "mcts":
             if _kind_of(env, env_id) != "dialogue":
@@ -233,7 +259,14 @@ class ServedAgent:
                 seed=seed,
                 settings=bundled_planner_settings(env_id),
             )
-        return cls(model, env, model_path=path, settings=settings, planner=planners)
+        return cls(
+            model,
+            env,
+            model_path=path,
+            settings=settings,
+            planner=planners,
+            exploration=exploration,
+        )
 
     def new_session(self) -> Any:
         """A new live session of the served env (``env.unwrapped.live_session()``)."""
@@ -280,6 +313,10 @@ class ServedAgent:
         raw = [self._checked(i, obs, mask) for i, (obs, mask) in pairs]
         if self._planner is not None:
             return self._plan(raw, sessions)
+        if self.exploration is not None:
+            n = int(self._n_actions or 0)
+            allowed = [None if m is None else _mask(i, m, n) > 0 for i, m in enumerate(masks)]
+            return self._forward(raw, allowed)
         return self._forward(raw)
 
     def _checked(self, index: int, observation: Any, mask: Any) -> dict[str, Any]:
@@ -299,7 +336,9 @@ class ServedAgent:
             _mask(index, mask, self._n_actions)
         return observation
 
-    def _forward(self, raw: list[dict[str, Any]]) -> list[Decision]:
+    def _forward(
+        self, raw: list[dict[str, Any]], allowed: list[np.ndarray | None] | None = None
+    ) -> list[Decision]:
         converted = [self._convert(obs) for obs in raw]
         batch = {key: np.stack([c[key] for c in converted]) for key in converted[0]}
         policy = self.model.policy
@@ -323,6 +362,16 @@ class ServedAgent:
         probs = probs.cpu().numpy().astype(np.float64)
         actions_np = actions.cpu().numpy().reshape(len(raw), -1)
         chosen = torch.exp(log_probs.float()).cpu().numpy().astype(np.float64)
+        if self.exploration is not None and allowed is not None:
+            logits = distribution.distribution.logits.double().cpu().numpy()
+            probs = self.exploration.distributions(
+                logits,
+                actions_np[:, 0],
+                allowed,
+                model_reads_masks=self.pipeline.action_mask,
+            )
+            actions_np = np.array([[self._rng.choice(len(p), p=p)] for p in probs])
+            chosen = probs[np.arange(len(raw)), actions_np[:, 0]]
         values_np = values.float().cpu().numpy().astype(np.float64) * self._value_scale
         hidden_critic = self.pipeline.critic_reads_privileged
         decisions = []

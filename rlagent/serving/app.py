@@ -111,6 +111,9 @@ class _State:
 
     def _process(self, items: list[_Pending]) -> list[Any]:
         decisions = self.agent.decide([i.observation for i in items], [i.mask for i in items])
+        # The greedy policy (or the planner) chose deterministically; an exploring agent
+        # sampled with the probability its decision reports.
+        exploring = getattr(self.agent, "exploration", None) is not None
         if self.log is not None:
             from rlagent.serving.interaction_log import DecisionRecord
 
@@ -128,7 +131,7 @@ class _State:
                         probabilities=d.probabilities,
                         planner=self.agent.settings.get("planner"),
                         model_hash=self.agent.model_hash,
-                        propensity=1.0,  # the deterministic policy (or planner) chose it
+                        propensity=d.probability if exploring else 1.0,
                     )
                     for i, d in zip(items, decisions, strict=True)
                 ]

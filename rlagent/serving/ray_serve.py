@@ -31,6 +31,7 @@ Decisions (docs/serving.md, "Ray Serve", says why):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -41,6 +42,7 @@ from typing import Any
 
 from rlagent.serving.config import ServeConfig
 from rlagent.serving.errors import ServingConfigError
+from rlagent.serving.exploration import Exploration
 from rlagent.serving.server import DEFAULT_LOG, build_app, check_address, check_paths
 
 __all__ = [
@@ -110,6 +112,12 @@ def replica_app(
 
     if log is not None and num_replicas > 1:
         log = replica_log_path(log, replica)
+    exploration = kwargs.get("exploration")
+    if exploration is not None and str(replica).isdigit():
+        # Each replica its own sampling stream.
+        kwargs["exploration"] = dataclasses.replace(
+            exploration, seed=exploration.seed + int(replica)
+        )
     app = build_app(model, log=log, eager=True, **kwargs)
     header = (affinity_header or session_header()).lower()
     names = {header, header.replace("-", "_"), header.replace("_", "-")}
@@ -172,6 +180,7 @@ def deployment(
     simulations: int = 64,
     device: str = "cpu",
     encoder_dtype: str | None = None,
+    exploration: Exploration | None = None,
     config: ServeConfig | None = None,
     num_replicas: int = 1,
     num_cpus: float = 1.0,
@@ -195,6 +204,8 @@ def deployment(
         simulations: As :func:`~rlagent.serving.build_app`.
         device: As :func:`~rlagent.serving.build_app`.
         encoder_dtype: As :func:`~rlagent.serving.build_app`.
+        exploration: As :func:`~rlagent.serving.build_app`; replica ``r`` samples with
+            ``seed + r``.
         config: Batching, session and input limits, per replica.
         num_replicas: Copies of the app. More than one needs session affinity (Ray 2.60's router):
             clients send ``x-session-id`` on every session request (see :func:`replica_app`).
@@ -240,6 +251,7 @@ def deployment(
         simulations=simulations,
         device=device,
         encoder_dtype=encoder_dtype,
+        exploration=exploration,
         config=config,
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from rlagent.serving.config import ServeConfig
 from rlagent.serving.errors import ServingConfigError
+from rlagent.serving.exploration import Exploration
 
 __all__ = ["DEFAULT_LOG", "build_app", "check_address", "check_paths", "serve"]
 
@@ -30,6 +31,7 @@ def build_app(
     simulations: int = 64,
     device: str = "cpu",
     encoder_dtype: str | None = None,
+    exploration: Exploration | None = None,
     config: ServeConfig | None = None,
     on_load_error: Any = None,
     eager: bool = False,
@@ -48,6 +50,9 @@ def build_app(
         device: Torch device for the model.
         encoder_dtype: ``None`` (as trained), ``"fp32"``, ``"bf16"`` or ``"int8"`` (int8 only
             where it agrees with fp32; see docs/encoders.md).
+        exploration: ``None`` (answer the most likely action) or an
+            :class:`~rlagent.serving.Exploration`: sample each dialogue decision from a
+            stated distribution, which the log records (docs/feedback.md, "The loop").
         config: Batching, session and input limits.
         on_load_error: Optional callable given the exception if loading fails.
         eager: Load the model now, in this call (its errors raise here), instead of in the
@@ -71,6 +76,8 @@ def build_app(
     )
     if encoder_dtype is not None:
         load_kwargs["encoder_dtype"] = encoder_dtype
+    if exploration is not None:
+        load_kwargs["exploration"] = exploration
 
     def load() -> Any:
         try:
