@@ -4,17 +4,20 @@
    decision with the probabilities it was sampled from.
 2. Simulated customers (the customer-service env, here speaking Banking77's real utterances)
    talk to it over HTTP; the env's reward for each decision goes back as feedback.
-3. The log is exported as a Minari dataset and split by session: one part to learn from, one
-   held out for off-policy evaluation.
-4. v2 is learned from the logs alone (advantage-weighted regression from v1's weights).
+3. The log is exported as a Minari dataset and split by session: one part to learn from, one to
+   choose with, and one held out for the final off-policy estimate.
+4. v2 candidates are learned from the logs alone (advantage-weighted regression from v1's
+   weights, one per temperature); off-policy evaluation on the choosing part picks v2.
 5. Off-policy evaluation estimates v1 and v2 from the held-out logs, before any simulation.
-6. The simulator then tells the truth about both, on customers the logs never held.
+6. The simulator then tells the truth about both, on customers the logs never held, and on
+   the simulator's own phrasing (anything forgotten?).
 
     python examples/feedback_loop.py --v1 runs/demo/model --data ../shared/data/banking77
+    python examples/feedback_loop.py --v1 runs/demo/model --log service.db   # your own log
     python examples/feedback_loop.py --quick      # seconds: a tiny random model, few chats
 
 Everything goes to --out (new or empty; --overwrite replaces an earlier loop there):
-``interactions.db``, ``logs/`` (the dataset), ``v2/`` (the model) and ``loop.json``.
+``interactions.db``, ``logs/`` (the dataset), ``v2-beta*/`` (the candidates) and ``loop.json``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from rlagent.evaluation import evaluate
 from rlagent.serving import BackgroundServer, Exploration, build_app, export_minari, play_customers
 
 ENV_ID = "rlagent/CustomerService-v0"
+#: Marks a folder this script wrote (only such a folder is replaced with --overwrite).
+MARKER = ".feedback-loop"
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
 
 
@@ -70,16 +75,32 @@ def simulate(model: Path, kwargs: dict, episodes: int, seed: int) -> dict:
     return row
 
 
+def split(episodes: list, shares: tuple[float, float], seed: int = 0) -> tuple[list, list, list]:
+    """A seeded split of the sessions: (held out for OPE, for choosing, for learning)."""
+    order = np.random.default_rng(seed).permutation(len(episodes))
+    n_ope, n_select = (int(round(share * len(episodes))) for share in shares)
+    parts = np.split(order, [n_ope, n_ope + n_select])
+    return tuple([episodes[i] for i in part] for part in parts)
+
+
+def dr_estimate(episodes: list, model: Path) -> dict:
+    report = off_policy_evaluate(episodes, TargetPolicy.load(model), seed=0)
+    dr = report.estimates["dr"]
+    return {"dr": dr.value, "ci95": list(dr.ci95), "ess": report.ess, "warnings": report.warnings}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--v1", type=Path, help="the served agent (default with --quick: tiny)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Banking77 CSV folder")
     parser.add_argument("--out", type=Path, default=Path("runs/feedback-loop"))
+    parser.add_argument("--log", type=Path, help="learn from this interaction log, not serving")
     parser.add_argument("--chats", type=int, default=6000, help="simulated chats served")
-    parser.add_argument("--ope-share", type=float, default=1 / 3, help="chats held out for OPE")
     parser.add_argument("--epsilon", type=float, default=0.2, help="the service's exploration")
+    parser.add_argument("--ope-share", type=float, default=1 / 3, help="sessions held out for OPE")
+    parser.add_argument("--select-share", type=float, default=1 / 6, help="sessions for choosing")
+    parser.add_argument("--awr-betas", type=float, nargs="+", default=[0.05, 0.2, 1.0])
     parser.add_argument("--epochs", type=int, default=20, help="AWR passes over the logs")
-    parser.add_argument("--awr-beta", type=float, default=1.0)
     parser.add_argument("--test-episodes", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="tiny model, few chats")
@@ -87,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out
     if out.exists() and any(out.iterdir()):
-        if not (out / "interactions.db").exists():
+        if not (out / MARKER).exists():
             parser.exit(
                 2,
                 f"{parser.prog}: error: {out} is not empty and holds no earlier loop; "
@@ -101,64 +122,72 @@ def main() -> None:
             )
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    (out / MARKER).write_text("examples/feedback_loop.py\n")
     if args.quick:
-        args.chats, args.test_episodes, args.epochs = 24, 10, 2
+        args.chats, args.test_episodes, args.epochs, args.awr_betas = 36, 10, 2, [0.2, 1.0]
         customers = test_customers = {}
-        forgetting = {"split": "test"}
     else:
         if not (args.data / "train.csv").exists():
             parser.exit(2, f"{parser.prog}: error: no train.csv in {args.data}; pass --data.\n")
         customers = {"dataset": str(args.data / "train.csv"), "split": "train"}
         test_customers = {"dataset": str(args.data / "test.csv"), "split": "test"}
-        forgetting = {"split": "test"}  # the simulator's own phrasing, built-in corpus
+    builtin_test = {"split": "test"}  # the simulator's own phrasing: is anything forgotten?
     v1 = args.v1 if args.v1 is not None else quick_v1(out)
+    summary: dict = {"v1": str(v1), "epsilon": args.epsilon}
 
     # 1-2. Serve v1, exploring; simulated customers talk to it over HTTP.
-    log = out / "interactions.db"
-    app = build_app(v1, log=log, exploration=Exploration(epsilon=args.epsilon, seed=0))
-    with BackgroundServer(app) as url:
-        served = play_customers(
-            url, env_kwargs=customers, episodes=args.chats, concurrency=args.concurrency
+    log = args.log
+    if log is None:
+        log = out / "interactions.db"
+        app = build_app(v1, log=log, exploration=Exploration(epsilon=args.epsilon, seed=0))
+        with BackgroundServer(app) as url:
+            served = play_customers(
+                url, env_kwargs=customers, episodes=args.chats, concurrency=args.concurrency
+            )
+        summary["served"] = served.summary()
+        print(
+            f"served {served.episodes} chats: mean return {served.mean_return:.2f}, "
+            f"success {served.success_rate:.3f}, {served.wall_time_s:.0f} s"
         )
-    print(
-        f"served {served.episodes} chats: mean return {served.mean_return:.2f}, "
-        f"success {served.success_rate:.3f}, {served.wall_time_s:.0f} s"
-    )
 
-    # 3. Export, and hold out a share of the sessions for off-policy evaluation.
+    # 3. Export; hold sessions out for the final off-policy estimate and for choosing.
     episodes = read_episodes(export_minari(log, out / "logs"))
-    order = np.random.default_rng(0).permutation(len(episodes))
-    n_ope = int(round(args.ope_share * len(episodes)))
-    held_out = [episodes[i] for i in order[:n_ope]]
-    to_learn = [episodes[i] for i in order[n_ope:]]
+    held_out, to_choose, to_learn = split(episodes, (args.ope_share, args.select_share))
+    summary["sessions"] = {"ope": len(held_out), "choose": len(to_choose), "learn": len(to_learn)}
 
-    # 4. v2, from the logs alone, starting from v1's weights.
-    learned = learn_from_dataset(
-        to_learn,
-        out=out / "v2",
-        init=v1,
-        method="awr",
-        epochs=args.epochs,
-        awr_beta=args.awr_beta,
-        seed=0,
-    )
-    v2 = learned.model_path
+    # 4. v2 candidates from the logs alone, starting from v1's weights; the one off-policy
+    # evaluation on the choosing share rates best becomes v2.
+    candidates = {}
+    for beta in args.awr_betas:
+        folder = out / f"v2-beta{beta:g}"
+        learn_from_dataset(
+            to_learn,
+            out=folder,
+            init=v1,
+            method="awr",
+            epochs=args.epochs,
+            awr_beta=beta,
+            seed=0,
+        )
+        candidates[beta] = {"model": str(folder), **dr_estimate(to_choose, folder)}
+        print(f"v2 candidate beta={beta:g}: dr on the choosing share {candidates[beta]['dr']:.2f}")
+    best = max(candidates, key=lambda beta: candidates[beta]["dr"])
+    v2 = Path(candidates[best]["model"])
+    summary.update(candidates={str(b): c for b, c in candidates.items()}, v2=str(v2))
 
-    # 5. Off-policy evaluation on the held-out logs, before the simulator is asked.
-    ope = {}
-    for name, model in (("v1", v1), ("v2", v2)):
-        report = off_policy_evaluate(held_out, TargetPolicy.load(model), seed=0)
-        dr = report.estimates["dr"]
-        ope[name] = {"dr": dr.value, "ci95": list(dr.ci95), "ess": report.ess}
-        print(f"OPE {name}: dr {dr.value:.2f} [{dr.ci95[0]:.2f}, {dr.ci95[1]:.2f}]")
+    # 5. Off-policy evaluation on the held-out sessions, before the simulator is asked.
+    ope = {"v1": dr_estimate(held_out, v1), "v2": dr_estimate(held_out, v2)}
+    for name, row in ope.items():
+        print(f"OPE {name}: dr {row['dr']:.2f} [{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}]")
     predicted = "v2" if ope["v2"]["dr"] > ope["v1"]["dr"] else "v1"
     print(f"OPE predicts the better agent: {predicted}")
+    summary.update(ope=ope, predicted=predicted)
 
     # 6. The simulator's truth, on customers the logs never held, and on the built-in corpus.
     truth = {
         name: {
             "test_customers": simulate(model, test_customers, args.test_episodes, 0),
-            "builtin_test": simulate(model, forgetting, args.test_episodes, 0),
+            "builtin_test": simulate(model, builtin_test, args.test_episodes, 0),
         }
         for name, model in (("v1", v1), ("v2", v2))
     }
@@ -169,17 +198,7 @@ def main() -> None:
                     f"{name} {where:15s} {mode:8s} {r['mean_return']:7.2f} ±{r['ci95']:.2f}  "
                     f"success {r['success_rate']:.3f}"
                 )
-    summary = {
-        "v1": str(v1),
-        "v2": str(v2),
-        "served": served.summary(),
-        "chats_learned": len(to_learn),
-        "chats_held_out": len(held_out),
-        "epsilon": args.epsilon,
-        "ope": ope,
-        "predicted": predicted,
-        "truth": truth,
-    }
+    summary["truth"] = truth
     (out / "loop.json").write_text(json.dumps(summary, indent=2, default=float))
     print(f"written {out / 'loop.json'}")
 
