@@ -12,11 +12,14 @@ way ``rlagent train`` does. Everything else is SB3's ``PPO``; the saved files ar
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import Any
 
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
+from stable_baselines3.common.utils import configure_logger
 
 from rlagent.agents.auxiliary import AuxiliaryLoss
 from rlagent.agents.behaviour_cloning import BehaviourCloning
@@ -27,7 +30,7 @@ from rlagent.agents.warm_starting import (
     warm_start,
 )
 
-__all__ = ["TextPPO"]
+__all__ = ["TextPPO", "sb3_logger"]
 
 _LOSS = "_auxiliary_loss"
 _CLONING = "_behaviour_cloning"
@@ -128,8 +131,50 @@ class TextPPO(PPO):
             progress_bar=progress_bar,
         )
 
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> Any:
+        """SB3's setup, with a logger that writes no files when there is no TensorBoard folder.
+
+        SB3 otherwise makes an empty ``SB3-<time>`` folder in the temporary directory on every
+        ``learn`` call without ``tensorboard_log``.
+        """
+        if self._custom_logger:
+            return super()._setup_learn(
+                total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+            )
+        self._logger = sb3_logger(
+            self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps
+        )
+        self._custom_logger = True  # keep SB3 from configuring another
+        try:
+            return super()._setup_learn(
+                total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+            )
+        finally:
+            self._custom_logger = False
+
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), _LOSS, _CLONING]
+
+
+def sb3_logger(
+    verbose: int, tensorboard_log: str | None, tb_log_name: str, reset_num_timesteps: bool
+) -> Logger:
+    """SB3's ``configure_logger``, without its empty temporary folder when nothing is written.
+
+    With a TensorBoard folder it is SB3's own; without one, a logger that prints (``verbose``
+    >= 1) or does nothing, and creates no folder.
+    """
+    if tensorboard_log is not None:
+        return configure_logger(verbose, tensorboard_log, tb_log_name, reset_num_timesteps)
+    formats = [HumanOutputFormat(sys.stdout)] if verbose >= 1 else []
+    return Logger(folder=None, output_formats=formats)
 
 
 def _as_list(callback: Any) -> list[BaseCallback]:

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stable_baselines3.common.utils import configure_logger
-
 from rlagent.agents.saving import is_model_dir, save_model
+from rlagent.agents.text_ppo import sb3_logger
 from rlagent.training.averaging import average_policy_weights
 from rlagent.training.callbacks import EnvMetricsCallback, RunCallback, StopFlag, cache_info
 from rlagent.training.checkpoints import (
@@ -370,7 +369,7 @@ def _run(
                 progress_bar=progress_bar,
             )
         else:  # trained already: only the finishing steps are left
-            model.set_logger(configure_logger(verbose, model.tensorboard_log, _TB_NAME, False))
+            model.set_logger(sb3_logger(verbose, model.tensorboard_log, _TB_NAME, False))
             run_cb.init_callback(model)
         if bool(stop) or run_cb.stopped_early:
             # Steps of the unfinished rollout were collected but never learned from.
@@ -405,7 +404,7 @@ def _warm_start(config: TrainConfig, model: Any, run_cb: RunCallback, verbose: i
     """
     from rlagent.agents import warm_start
 
-    model.set_logger(configure_logger(verbose, model.tensorboard_log, _TB_NAME, True))
+    model.set_logger(sb3_logger(verbose, model.tensorboard_log, _TB_NAME, True))
     result = warm_start(model, val_env_kwargs=config.resolved_eval_env_kwargs, logger=model.logger)
     logger.info(
         "Warm start: the policy agrees with the %s on %.3f of %d demonstration states "

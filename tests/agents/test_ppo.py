@@ -267,3 +267,18 @@ def test_make_ppo_rejects_modules_in_extractor_kwargs():
             n_envs=1,
             policy_kwargs={"features_extractor_kwargs": {"encoder": torch.nn.Linear(1, 1)}},
         )
+
+
+def test_learn_without_tensorboard_leaves_no_folder_in_the_temp_dir(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = make_ppo(IntentEnv(), encoder="tiny-random", seed=0, n_envs=1, n_steps=8, batch_size=8)
+    model.learn(8)
+    model.learn(8, reset_num_timesteps=False)
+    assert [p.name for p in tmp_path.glob("SB3-*")] == []
+    # verbose=1 still prints the training table, from a logger without a folder.
+    model.verbose = 1
+    model.learn(8, reset_num_timesteps=False)
+    assert "total_timesteps" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.glob("SB3-*")] == []
