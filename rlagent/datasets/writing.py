@@ -225,7 +225,7 @@ class DatasetWriter:
             overwrite: Replace an earlier rlagent dataset in ``out_dir``.
 
         Returns:
-            ``out_dir`` as a ``Path``.
+            ``out_dir`` as an absolute ``Path``.
 
         Raises:
             error: The folder or the id cannot be used.
@@ -234,7 +234,8 @@ class DatasetWriter:
         minari = import_minari()
         from minari.dataset.minari_storage import MinariStorage
 
-        out = Path(out_dir)
+        # Absolute: Minari's size measurement joins a relative folder onto itself.
+        out = Path(out_dir).resolve()
         self.check_dataset_id(dataset_id)
         self.check_out_dir(out, overwrite)
         buffers = list(episodes)

@@ -192,3 +192,10 @@ def test_without_minari_the_error_says_what_to_install(cs_log, tmp_path, monkeyp
         export_minari(cs_log, tmp_path / "ds")
     with pytest.raises(ImportError, match=re.escape('pip install "rlagent[datasets]"')):
         read_episodes(tmp_path)
+
+
+def test_export_to_a_relative_folder_reads_back(cs_log, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = export_minari(cs_log, "exports/relative")
+    assert out == tmp_path / "exports" / "relative"
+    assert len(read_episodes("exports/relative")) == len(read_episodes(out)) > 0
