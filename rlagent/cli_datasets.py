@@ -110,6 +110,12 @@ def _add_learn_parser(sub: Any, add_env: Callable[..., None]) -> None:
     learn.add_argument("--negative-weight", type=float, default=0.0, help="bc, outcome")
     learn.add_argument("--awr-beta", type=float, default=1.0, help="awr: temperature")
     learn.add_argument("--awr-max-weight", type=float, default=20.0, help="awr: weight cap")
+    learn.add_argument(
+        "--awr-lambda",
+        type=float,
+        default=1.0,
+        help="awr: 1 Monte-Carlo returns, 0 reward plus next state's value (lambda-returns)",
+    )
     learn.add_argument("--gamma", type=float, help="discount (default: the model's)")
     learn.add_argument("--val-share", type=float, default=0.2, help="episodes held out (0.2)")
     learn.add_argument("--encoder", help="a new model's encoder (default: the env's config)")
@@ -169,6 +175,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         negative_weight=args.negative_weight,
         awr_beta=args.awr_beta,
         awr_max_weight=args.awr_max_weight,
+        awr_lambda=args.awr_lambda,
         gamma=args.gamma,
         val_share=args.val_share,
         seed=args.seed,

@@ -52,6 +52,7 @@ from rlagent.agents.offline_learning import (
     OfflineScores,
     advantage_weights,
     fit_offline,
+    lambda_returns,
     offline_scores,
 )
 from rlagent.agents.policy import TextActorCriticPolicy
@@ -103,6 +104,7 @@ __all__ = [
     "OfflineLearningError",
     "OfflineScores",
     "advantage_weights",
+    "lambda_returns",
     "fit_offline",
     "offline_scores",
     "CandidateLayoutError",

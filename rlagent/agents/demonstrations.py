@@ -64,6 +64,11 @@ class Demonstrations:
         allowed: ``[N]`` bool: the expert's action was allowed by the observation's action
             mask (all True without a mask). Behaviour cloning skips the others.
         episodes: Episodes played.
+        rewards: ``[N]`` float32 reward of each decision in the same units as ``returns``, or
+            ``None`` where unknown (then only Monte-Carlo returns can be used).
+        next_index: ``[N]`` the row of the episode's next decision, ``-1`` after its last
+            one; ``None`` where unknown.
+        gamma: The discount of ``returns`` (``None``: unknown).
     """
 
     observations: dict[str, np.ndarray]
@@ -71,6 +76,9 @@ class Demonstrations:
     returns: np.ndarray
     allowed: np.ndarray
     episodes: int
+    rewards: np.ndarray | None = None
+    next_index: np.ndarray | None = None
+    gamma: float | None = None
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])

@@ -72,6 +72,11 @@ class OfflineConfig:
         awr_beta: AWR's temperature, in the model's reward units.
         awr_max_weight: AWR's cap on a decision's weight.
         critic_epochs: AWR's value-only passes before each policy pass.
+        awr_lambda: AWR's advantage estimator: 1 (the default) compares Monte-Carlo returns
+            with the critic, ``G - V(s)``; lower values use lambda-returns (as in GAE), which
+            lean on the critic at the next decisions: 0 scores a decision by its own reward
+            and the next state's value, ``r + gamma V(s') - V(s)``, so a bad action is not
+            credited with what later decisions recovered. Needs per-decision rewards.
     """
 
     method: str = "bc"
@@ -82,6 +87,7 @@ class OfflineConfig:
     awr_beta: float = 1.0
     awr_max_weight: float = 20.0
     critic_epochs: int = 2
+    awr_lambda: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -115,6 +121,10 @@ class OfflineConfig:
                     is_integer(self.critic_epochs) and self.critic_epochs >= 1,
                     "an integer >= 1",
                 ),
+                "awr_lambda": (
+                    is_number(self.awr_lambda) and 0 <= self.awr_lambda <= 1,
+                    "a number in [0, 1]",
+                ),
             },
         )
 
@@ -140,6 +150,51 @@ def advantage_weights(
     advantages = np.asarray(returns, dtype=np.float64) - np.asarray(values, dtype=np.float64)
     # exp of the capped exponent: the same weights without overflow for large advantages.
     return np.exp(np.minimum(advantages / float(beta), math.log(float(max_weight))))
+
+
+def lambda_returns(demonstrations: Any, values: np.ndarray, lam: float) -> np.ndarray:
+    """Lambda-returns ``G^lambda_t = V(s_t) + sum_k (gamma lambda)^k delta_{t+k}`` per decision.
+
+    ``delta_t = r_t + gamma V(s_{t+1}) - V(s_t)``, with ``V`` 0 after an episode's last
+    decision (never bootstrapped, as the Monte-Carlo returns). ``lam=1`` gives the Monte-Carlo
+    returns themselves, ``lam=0`` the one-step targets ``r_t + gamma V(s_{t+1})``.
+
+    Args:
+        demonstrations: Decisions with ``rewards``, ``next_index`` and ``gamma``
+            (:func:`rlagent.datasets.logged_decisions` records them).
+        values: ``[N]`` the critic's values of the decisions' states.
+        lam: Lambda, in ``[0, 1]``.
+
+    Returns:
+        ``[N]`` float64 lambda-returns.
+
+    Raises:
+        OfflineLearningError: The decisions hold no rewards or episode structure.
+    """
+    rewards, following = demonstrations.rewards, demonstrations.next_index
+    gamma = demonstrations.gamma
+    if rewards is None or following is None or gamma is None:
+        raise OfflineLearningError(
+            "awr_lambda < 1 needs each decision's reward and its episode's next decision; "
+            "these decisions hold only returns: build them with "
+            "rlagent.datasets.logged_decisions, or use awr_lambda=1."
+        )
+    values = np.asarray(values, dtype=np.float64)
+    advantages = np.zeros(len(values))
+    for i in range(len(values) - 1, -1, -1):
+        j = int(following[i])
+        later = values[j] if j >= 0 else 0.0
+        advantages[i] = float(rewards[i]) + gamma * later - values[i]
+        if j >= 0:
+            advantages[i] += gamma * lam * advantages[j]
+    return advantages + values
+
+
+def awr_targets(demonstrations: Any, values: np.ndarray, lam: float) -> np.ndarray:
+    """What AWR compares with ``V``: Monte-Carlo returns (``lam=1``) or lambda-returns."""
+    if lam >= 1.0:
+        return np.asarray(demonstrations.returns, dtype=np.float64)
+    return lambda_returns(demonstrations, values, lam)
 
 
 @torch.no_grad()
@@ -293,7 +348,7 @@ def fit_offline(
                 )
             values = predicted_values(policy, demonstrations)
             awr = advantage_weights(
-                demonstrations.returns,
+                awr_targets(demonstrations, values, config.awr_lambda),
                 values,
                 beta=config.awr_beta,
                 max_weight=config.awr_max_weight,

@@ -245,8 +245,9 @@ def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: f
     Returns:
         A :class:`rlagent.agents.Demonstrations`: one row per decision, in episode order;
         ``returns[i] = reward_scale * sum_k gamma^k r_{t+k}`` to the episode's end (a
-        truncated episode is not bootstrapped); ``allowed[i]`` False where a logged
-        ``action_mask`` forbade the logged action (left out of the cross-entropy).
+        truncated episode is not bootstrapped), with each decision's scaled reward and the
+        row of its episode's next decision (for AWR's lambda-returns); ``allowed[i]`` False
+        where a logged ``action_mask`` forbade the logged action (left out of the cross-entropy).
 
     Raises:
         DatasetError: An observation that does not fit ``env``'s observation space.
@@ -263,7 +264,7 @@ def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: f
     discrete = isinstance(action_space, gym.spaces.Discrete)
     scale = float((getattr(model, "rlagent_spec", None) or {}).get("reward_scale", 1.0))
     rows: dict[str, list[np.ndarray]] = {}
-    actions, returns, allowed = [], [], []
+    actions, returns, allowed, rewards, next_index = [], [], [], [], []
     for episode in episodes:
         flat = action_indices(episode.actions, action_space)
         mask_column = (episode.infos or {}).get("action_mask")
@@ -284,6 +285,9 @@ def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: f
                 rows.setdefault(key, []).append(np.asarray(value))
             allowed.append(mask is None or not discrete or bool(mask.reshape(-1)[flat[t]] > 0.5))
         actions.append(np.asarray(episode.actions, dtype=np.int64).reshape(len(episode), -1))
+        first = len(next_index)
+        next_index += [first + t + 1 for t in range(len(episode) - 1)] + [-1] * bool(len(episode))
+        rewards += list(np.asarray(episode.rewards, dtype=np.float64) * scale)
         total, to_go = 0.0, []
         for reward in reversed(np.asarray(episode.rewards, dtype=np.float64) * scale):
             total = float(reward) + gamma * total
@@ -296,6 +300,9 @@ def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: f
         returns=np.asarray(returns, dtype=np.float32),
         allowed=np.asarray(allowed, dtype=bool),
         episodes=len(episodes),
+        rewards=np.asarray(rewards, dtype=np.float32),
+        next_index=np.asarray(next_index, dtype=np.int64),
+        gamma=float(gamma),
     )
 
 
@@ -362,6 +369,7 @@ def learn_from_dataset(
     awr_beta: float = 1.0,
     awr_max_weight: float = 20.0,
     critic_epochs: int = 2,
+    awr_lambda: float = 1.0,
     gamma: float | None = None,
     val_share: float = 0.2,
     seed: int = 0,
@@ -392,6 +400,8 @@ def learn_from_dataset(
         awr_beta: ``"awr"``: the temperature, in the model's reward units.
         awr_max_weight: ``"awr"``: the cap on a decision's weight.
         critic_epochs: ``"awr"``: value passes before each policy pass.
+        awr_lambda: ``"awr"``: 1 compares Monte-Carlo returns with the critic; lower uses
+            lambda-returns (0: the decision's reward plus the next state's value).
         gamma: Discount of the returns; ``None``: the model's own.
         val_share: Share of the episodes held out for validation (:func:`split_episodes`).
         seed: Seed of the split, the minibatches and a new model.
@@ -422,7 +432,7 @@ def learn_from_dataset(
         offline_scores,
         save_model,
     )
-    from rlagent.agents.offline_learning import predicted_values
+    from rlagent.agents.offline_learning import awr_targets, predicted_values
     from rlagent.env_making import make_env
     from rlagent.evaluation import check_model_fits_env
 
@@ -436,6 +446,7 @@ def learn_from_dataset(
         awr_beta=awr_beta,
         awr_max_weight=awr_max_weight,
         critic_epochs=critic_epochs,
+        awr_lambda=awr_lambda,
     )
     if init is not None and settings:
         raise OfflineLearningError(
@@ -485,7 +496,8 @@ def learn_from_dataset(
 
     def awr_weights(data: Any) -> np.ndarray:
         values = predicted_values(model.policy, data)
-        return advantage_weights(data.returns, values, beta=awr_beta, max_weight=awr_max_weight)
+        targets = awr_targets(data, values, awr_lambda)
+        return advantage_weights(targets, values, beta=awr_beta, max_weight=awr_max_weight)
 
     train_weights = bc_weights(train_eps) if method == "bc" else None
     if train_weights is not None and not (train_weights > 0).any():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -14,12 +15,14 @@ import torch
 import rlagent  # noqa: F401  (registers the envs)
 import rlagent.agents.text_ppo
 from rlagent.agents import (
+    ConfigError,
     InitModelError,
     ModelEnvMismatchError,
     OfflineConfig,
     OfflineLearningError,
     advantage_weights,
     fit_offline,
+    lambda_returns,
     load_model,
     make_expert,
     make_ppo,
@@ -237,6 +240,43 @@ def test_logged_returns_are_discounted_scaled_returns_to_go(logs):
     # The logged mask forbade action 1 at step 1: left out of the cross-entropy.
     assert data.allowed.tolist() == [True, False, True]
     assert set(data.observations) == set(model.observation_space.spaces)
+
+
+def test_lambda_returns_on_a_hand_computed_case(logs):
+    model = make_ppo(CS, env_kwargs=CS_KWARGS, n_envs=1, device="cpu", reward_scale=0.5, **TINY)
+    first = logs[0][0].observations[0]
+
+    def episode(i, rewards):
+        n = len(rewards)
+        return Episode(
+            i,
+            [first] * (n + 1),
+            np.zeros(n, dtype=int),
+            np.array(rewards),
+            True,
+            False,
+            np.full((n, 14), 1 / 14),
+            np.full(n, 1 / 14),
+        )
+
+    env = make_env(CS, CS_KWARGS)
+    data = logged_decisions([episode(0, [2.0, -4.0]), episode(1, [6.0])], model, env, gamma=0.5)
+    env.close()
+    assert data.rewards.tolist() == [1.0, -2.0, 3.0]  # scaled by reward_scale
+    assert data.next_index.tolist() == [1, -1, -1] and data.gamma == 0.5
+    values = np.array([10.0, 20.0, 30.0])
+    # lambda 0: r + gamma V(next), never past an episode's end.
+    assert lambda_returns(data, values, 0.0).tolist() == pytest.approx([1 + 0.5 * 20, -2, 3])
+    # lambda 1: the Monte-Carlo returns, whatever the values.
+    assert lambda_returns(data, values, 1.0).tolist() == pytest.approx(data.returns.tolist())
+    # lambda 0.5: V + delta_0 + gamma lambda delta_1.
+    d0, d1 = 1 + 0.5 * 20 - 10, -2 - 20
+    assert lambda_returns(data, values, 0.5)[0] == pytest.approx(10 + d0 + 0.25 * d1)
+    bare = dataclasses.replace(data, rewards=None)
+    with pytest.raises(OfflineLearningError, match=re.escape("awr_lambda < 1 needs each")):
+        lambda_returns(bare, values, 0.0)
+    with pytest.raises(ConfigError, match=re.escape("offline.awr_lambda = 1.5 is out of range")):
+        OfflineConfig(method="awr", awr_lambda=1.5)
 
 
 def test_awr_fits_the_critic_offline_then_weighs_by_advantage(logs, plain):
