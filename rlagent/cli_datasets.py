@@ -116,6 +116,12 @@ def _add_learn_parser(sub: Any, add_env: Callable[..., None]) -> None:
         default=1.0,
         help="awr: 1 Monte-Carlo returns, 0 reward plus next state's value (lambda-returns)",
     )
+    learn.add_argument(
+        "--awr-prior",
+        choices=["logger", "init"],
+        default="logger",
+        help="awr: stay close to the logger (classic) or to --init (an exploring logger)",
+    )
     learn.add_argument("--gamma", type=float, help="discount (default: the model's)")
     learn.add_argument("--val-share", type=float, default=0.2, help="episodes held out (0.2)")
     learn.add_argument("--encoder", help="a new model's encoder (default: the env's config)")
@@ -176,6 +182,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         awr_beta=args.awr_beta,
         awr_max_weight=args.awr_max_weight,
         awr_lambda=args.awr_lambda,
+        awr_prior=args.awr_prior,
         gamma=args.gamma,
         val_share=args.val_share,
         seed=args.seed,

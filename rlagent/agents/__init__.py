@@ -53,7 +53,9 @@ from rlagent.agents.offline_learning import (
     advantage_weights,
     fit_offline,
     lambda_returns,
+    logged_action_probabilities,
     offline_scores,
+    prior_ratios,
 )
 from rlagent.agents.policy import TextActorCriticPolicy
 from rlagent.agents.saving import ModelFileError, read_manifest, save_model
@@ -105,6 +107,8 @@ __all__ = [
     "OfflineScores",
     "advantage_weights",
     "lambda_returns",
+    "logged_action_probabilities",
+    "prior_ratios",
     "fit_offline",
     "offline_scores",
     "CandidateLayoutError",

@@ -69,6 +69,8 @@ class Demonstrations:
         next_index: ``[N]`` the row of the episode's next decision, ``-1`` after its last
             one; ``None`` where unknown.
         gamma: The discount of ``returns`` (``None``: unknown).
+        propensities: ``[N]`` the logger's probability of each logged action (``None``:
+            unknown).
     """
 
     observations: dict[str, np.ndarray]
@@ -79,6 +81,7 @@ class Demonstrations:
     rewards: np.ndarray | None = None
     next_index: np.ndarray | None = None
     gamma: float | None = None
+    propensities: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])

@@ -49,6 +49,8 @@ __all__ = [
 
 #: The offline methods: weighted behaviour cloning and advantage-weighted regression.
 METHODS = ("bc", "awr")
+#: What AWR's policy stays close to: the logger, or the starting model.
+AWR_PRIORS = ("logger", "init")
 #: States per forward pass when scoring or predicting values.
 _SCORE_BATCH = 256
 
@@ -77,6 +79,14 @@ class OfflineConfig:
             lean on the critic at the next decisions: 0 scores a decision by its own reward
             and the next state's value, ``r + gamma V(s') - V(s)``, so a bad action is not
             credited with what later decisions recovered. Needs per-decision rewards.
+        awr_prior: What AWR's policy stays close to: ``"logger"`` (the default; the classic
+            AWR target ``mu(a|s) exp(A / beta)``, ``mu`` the policy that wrote the logs) or
+            ``"init"`` (the model it starts from: each weight is multiplied by
+            ``pi_0(a|s) / mu(a|s)``, the starting policy's probability of the logged action
+            over the logger's, so the target becomes ``pi_0(a|s) exp(A / beta)``). With an
+            exploring logger, ``"logger"`` pulls the policy towards the exploration's
+            uniform share; ``"init"`` keeps what the starting policy knew and moves only
+            where the advantages say so. Needs the logged propensities and a starting model.
     """
 
     method: str = "bc"
@@ -88,12 +98,18 @@ class OfflineConfig:
     awr_max_weight: float = 20.0
     critic_epochs: int = 2
     awr_lambda: float = 1.0
+    awr_prior: str = "logger"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise OfflineLearningError(
                 f"method={self.method!r} is unknown; expected 'bc' (behaviour cloning weighted "
                 "by feedback) or 'awr' (advantage-weighted regression)."
+            )
+        if self.awr_prior not in AWR_PRIORS:
+            raise OfflineLearningError(
+                f"awr_prior={self.awr_prior!r} is unknown; expected 'logger' (stay close to the "
+                "policy that wrote the logs) or 'init' (stay close to the starting model)."
             )
         check_ranges(
             "offline.",
@@ -188,6 +204,42 @@ def lambda_returns(demonstrations: Any, values: np.ndarray, lam: float) -> np.nd
         if j >= 0:
             advantages[i] += gamma * lam * advantages[j]
     return advantages + values
+
+
+@torch.no_grad()
+def logged_action_probabilities(
+    policy: nn.Module, demonstrations: Demonstrations, batch_size: int = _SCORE_BATCH
+) -> np.ndarray:
+    """``[N]`` the policy's probability of each logged action (evaluation mode)."""
+    training = policy.training
+    policy.set_training_mode(False)
+    out = np.zeros(len(demonstrations))
+    for index in demonstrations.minibatches(batch_size):
+        observations, actions, _ = demonstrations.batch(index, policy.device)
+        distribution = policy.get_distribution(observations)
+        log_prob = distribution.log_prob(_actions_for(policy, actions)).double()
+        out[index] = torch.exp(log_prob).cpu().numpy()
+    policy.set_training_mode(training)
+    return out
+
+
+def prior_ratios(
+    demonstrations: Demonstrations, start_probabilities: np.ndarray, max_ratio: float
+) -> np.ndarray:
+    """``min(pi_0(a|s) / mu(a|s), max_ratio)`` per logged decision (AWR's ``awr_prior="init"``).
+
+    Raises:
+        OfflineLearningError: The decisions hold no logged propensities.
+    """
+    mu = demonstrations.propensities
+    if mu is None:
+        raise OfflineLearningError(
+            "awr_prior='init' needs the logger's probability of each logged action; these "
+            "decisions hold none: build them with rlagent.datasets.logged_decisions from a "
+            "dataset with propensities."
+        )
+    mu = np.clip(np.asarray(mu, dtype=np.float64), 1e-12, None)
+    return np.minimum(np.asarray(start_probabilities, dtype=np.float64) / mu, float(max_ratio))
 
 
 def awr_targets(demonstrations: Any, values: np.ndarray, lam: float) -> np.ndarray:
@@ -286,6 +338,7 @@ def fit_offline(
     config: OfflineConfig,
     *,
     weights: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
     seed: int = 0,
     logger: Any = None,
 ) -> list[dict[str, float]]:
@@ -298,6 +351,9 @@ def fit_offline(
         config: The method and its settings.
         weights: ``"bc"``: ``[N]`` non-negative weight per decision (``None``: 1 each, plain
             behaviour cloning); ``"awr"`` computes its own and refuses them.
+        prior: ``"awr"``: ``[N]`` factors the advantage weights are multiplied by (then
+            capped at ``awr_max_weight``), e.g. :func:`prior_ratios` for
+            ``awr_prior="init"``; ``None``: none.
         seed: Seed of the minibatch shuffles.
         logger: An SB3 ``Logger`` for ``offline/*`` curves (one point per epoch).
 
@@ -353,6 +409,8 @@ def fit_offline(
                 beta=config.awr_beta,
                 max_weight=config.awr_max_weight,
             )
+            if prior is not None:
+                awr = np.minimum(awr * prior, config.awr_max_weight)
             actor = supervised_epoch(
                 policy, demonstrations, optimizer, weights=awr, value_coef=0.0, **common
             )

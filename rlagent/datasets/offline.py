@@ -264,7 +264,7 @@ def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: f
     discrete = isinstance(action_space, gym.spaces.Discrete)
     scale = float((getattr(model, "rlagent_spec", None) or {}).get("reward_scale", 1.0))
     rows: dict[str, list[np.ndarray]] = {}
-    actions, returns, allowed, rewards, next_index = [], [], [], [], []
+    actions, returns, allowed, rewards, next_index, propensities = [], [], [], [], [], []
     for episode in episodes:
         flat = action_indices(episode.actions, action_space)
         mask_column = (episode.infos or {}).get("action_mask")
@@ -288,6 +288,7 @@ def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: f
         first = len(next_index)
         next_index += [first + t + 1 for t in range(len(episode) - 1)] + [-1] * bool(len(episode))
         rewards += list(np.asarray(episode.rewards, dtype=np.float64) * scale)
+        propensities += list(np.asarray(episode.propensities, dtype=np.float64)[: len(episode)])
         total, to_go = 0.0, []
         for reward in reversed(np.asarray(episode.rewards, dtype=np.float64) * scale):
             total = float(reward) + gamma * total
@@ -303,6 +304,7 @@ def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: f
         rewards=np.asarray(rewards, dtype=np.float32),
         next_index=np.asarray(next_index, dtype=np.int64),
         gamma=float(gamma),
+        propensities=np.asarray(propensities, dtype=np.float64),
     )
 
 
@@ -370,6 +372,7 @@ def learn_from_dataset(
     awr_max_weight: float = 20.0,
     critic_epochs: int = 2,
     awr_lambda: float = 1.0,
+    awr_prior: str = "logger",
     gamma: float | None = None,
     val_share: float = 0.2,
     seed: int = 0,
@@ -402,6 +405,9 @@ def learn_from_dataset(
         critic_epochs: ``"awr"``: value passes before each policy pass.
         awr_lambda: ``"awr"``: 1 compares Monte-Carlo returns with the critic; lower uses
             lambda-returns (0: the decision's reward plus the next state's value).
+        awr_prior: ``"awr"``: ``"logger"`` (classic AWR: stay close to the logger) or
+            ``"init"`` (stay close to ``init``; see
+            :class:`rlagent.agents.OfflineConfig`).
         gamma: Discount of the returns; ``None``: the model's own.
         val_share: Share of the episodes held out for validation (:func:`split_episodes`).
         seed: Seed of the split, the minibatches and a new model.
@@ -432,7 +438,12 @@ def learn_from_dataset(
         offline_scores,
         save_model,
     )
-    from rlagent.agents.offline_learning import awr_targets, predicted_values
+    from rlagent.agents.offline_learning import (
+        awr_targets,
+        logged_action_probabilities,
+        predicted_values,
+        prior_ratios,
+    )
     from rlagent.env_making import make_env
     from rlagent.evaluation import check_model_fits_env
 
@@ -447,7 +458,13 @@ def learn_from_dataset(
         awr_max_weight=awr_max_weight,
         critic_epochs=critic_epochs,
         awr_lambda=awr_lambda,
+        awr_prior=awr_prior,
     )
+    if awr_prior == "init" and init is None:
+        raise OfflineLearningError(
+            "awr_prior='init' keeps the policy close to the model it starts from; pass init= "
+            "(--init MODEL), or use awr_prior='logger'."
+        )
     if init is not None and settings:
         raise OfflineLearningError(
             f"settings={dict(settings)} (--encoder, --encoder-layers) build a new model, but "
@@ -494,10 +511,20 @@ def learn_from_dataset(
         weights = np.repeat(per_episode, [len(e) for e in chosen])
         return weights / weights.mean() if weights.size and weights.mean() > 0 else weights
 
-    def awr_weights(data: Any) -> np.ndarray:
+    def prior_of(data: Any) -> np.ndarray | None:
+        if method != "awr" or awr_prior != "init":
+            return None
+        start = logged_action_probabilities(model.policy, data)
+        return prior_ratios(data, start, awr_max_weight)
+
+    train_prior = prior_of(train_data)
+    val_prior = prior_of(val_data) if val_data is not None else None
+
+    def awr_weights(data: Any, prior: np.ndarray | None) -> np.ndarray:
         values = predicted_values(model.policy, data)
         targets = awr_targets(data, values, awr_lambda)
-        return advantage_weights(targets, values, beta=awr_beta, max_weight=awr_max_weight)
+        weights = advantage_weights(targets, values, beta=awr_beta, max_weight=awr_max_weight)
+        return weights if prior is None else np.minimum(weights * prior, awr_max_weight)
 
     train_weights = bc_weights(train_eps) if method == "bc" else None
     if train_weights is not None and not (train_weights > 0).any():
@@ -507,9 +534,17 @@ def learn_from_dataset(
         )
     val_before = None
     if val_data is not None:
-        before_weights = bc_weights(val_eps) if method == "bc" else awr_weights(val_data)
+        before_weights = bc_weights(val_eps) if method == "bc" else awr_weights(val_data, val_prior)
         val_before = offline_scores(model.policy, val_data, before_weights)
-    losses = fit_offline(model, train_data, config, weights=train_weights, seed=seed, logger=logger)
+    losses = fit_offline(
+        model,
+        train_data,
+        config,
+        weights=train_weights,
+        prior=train_prior,
+        seed=seed,
+        logger=logger,
+    )
     if method == "bc":
         train_scores = offline_scores(model.policy, train_data, train_weights)
         val_scores = (
@@ -518,11 +553,13 @@ def learn_from_dataset(
             else offline_scores(model.policy, val_data, bc_weights(val_eps))
         )
     else:
-        train_scores = offline_scores(model.policy, train_data, awr_weights(train_data))
+        train_scores = offline_scores(
+            model.policy, train_data, awr_weights(train_data, train_prior)
+        )
         val_scores = (
             None
             if val_data is None
-            else offline_scores(model.policy, val_data, awr_weights(val_data))
+            else offline_scores(model.policy, val_data, awr_weights(val_data, val_prior))
         )
     record = {
         **config.to_dict(),

@@ -24,9 +24,11 @@ from rlagent.agents import (
     fit_offline,
     lambda_returns,
     load_model,
+    logged_action_probabilities,
     make_expert,
     make_ppo,
     offline_scores,
+    prior_ratios,
     save_model,
 )
 from rlagent.agents.loading import read_policy_state
@@ -277,6 +279,35 @@ def test_lambda_returns_on_a_hand_computed_case(logs):
         lambda_returns(bare, values, 0.0)
     with pytest.raises(ConfigError, match=re.escape("offline.awr_lambda = 1.5 is out of range")):
         OfflineConfig(method="awr", awr_lambda=1.5)
+
+
+def test_awr_prior_init_weighs_by_the_start_policy_over_the_logger(logs):
+    logged, _ = logs
+    model = make_ppo(CS, env_kwargs=CS_KWARGS, n_envs=1, device="cpu", **TINY)
+    env = make_env(CS, CS_KWARGS)
+    data = logged_decisions(logged[:3], model, env, gamma=0.99)
+    env.close()
+    mu = np.concatenate([e.propensities for e in logged[:3]])
+    assert data.propensities.tolist() == pytest.approx(mu.tolist())
+    start = logged_action_probabilities(model.policy, data)
+    assert np.all((start > 0) & (start <= 1))
+    ratios = prior_ratios(data, start, max_ratio=3.0)
+    assert ratios.tolist() == pytest.approx(np.minimum(start / mu, 3.0).tolist())
+    with pytest.raises(OfflineLearningError, match=re.escape("awr_prior='init' needs the")):
+        prior_ratios(dataclasses.replace(data, propensities=None), start, max_ratio=3.0)
+    with pytest.raises(OfflineLearningError, match=re.escape("awr_prior='both' is unknown")):
+        OfflineConfig(method="awr", awr_prior="both")
+    with pytest.raises(OfflineLearningError, match=re.escape("pass init= (--init MODEL)")):
+        learn_from_dataset(logged, env_id=CS, env_kwargs=CS_KWARGS, method="awr", awr_prior="init")
+
+
+def test_awr_with_the_init_prior_learns_and_records_it(logs, v1):
+    logged, _ = logs
+    result = learn_from_dataset(
+        logged, init=v1, method="awr", awr_prior="init", awr_lambda=0.0, epochs=2, batch_size=32
+    )
+    assert result.settings["awr_prior"] == "init" and result.settings["awr_lambda"] == 0.0
+    assert result.val_before is not None and result.val_scores is not None
 
 
 def test_awr_fits_the_critic_offline_then_weighs_by_advantage(logs, plain):
