@@ -122,6 +122,11 @@ def _add_learn_parser(sub: Any, add_env: Callable[..., None]) -> None:
         default="logger",
         help="awr: stay close to the logger (classic) or to --init (an exploring logger)",
     )
+    learn.add_argument(
+        "--probe-feedback",
+        action="store_true",
+        help="first refit the belief probe to what the logged rewards reveal (customer service)",
+    )
     learn.add_argument("--gamma", type=float, help="discount (default: the model's)")
     learn.add_argument("--val-share", type=float, default=0.2, help="episodes held out (0.2)")
     learn.add_argument("--encoder", help="a new model's encoder (default: the env's config)")
@@ -183,6 +188,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         awr_max_weight=args.awr_max_weight,
         awr_lambda=args.awr_lambda,
         awr_prior=args.awr_prior,
+        probe_feedback=args.probe_feedback,
         gamma=args.gamma,
         val_share=args.val_share,
         seed=args.seed,

@@ -73,6 +73,30 @@ class _PlanningSupport:
         out[5 + group] = 1.0
         return out
 
+    def feedback_targets(self, action: int, reward: float) -> dict[int, float]:
+        """What a logged decision's reward says about the :meth:`privileged_features` entries.
+
+        A service never sees the hidden state, but a resolution's outcome reveals part of it:
+        a resolution the customer accepted (``reward > 0``) says the request's group was the
+        resolved one (and no other), one they rejected says it was not. Offline learning
+        (``rlagent learn --probe-feedback``) fits a probe of the hidden features to these
+        labels, so an agent can learn from a service's logs to read requests it misread.
+
+        Args:
+            action: The decision's action.
+            reward: The env's reward for it (the logged feedback).
+
+        Returns:
+            ``{feature index: label in [0, 1]}``; empty where the decision reveals nothing
+            (any action but a resolution).
+        """
+        action = int(action)
+        if not 0 <= action < self._n_groups:
+            return {}
+        if reward > 0:
+            return {5 + g: float(g == action) for g in range(self._n_groups)}
+        return {5 + action: 0.0}
+
     def shaping_potential(self, state: DialogueState | None = None) -> float:
         """The success bonus the customer's current mood would pay, as a shaping potential.
 

@@ -353,6 +353,39 @@ def _check_out(out: Path | None, overwrite: bool) -> None:
         )
 
 
+def _refit_probe(
+    model: Any, env_id: str, env_kwargs: Any, train: Any, val: Any, seed: int
+) -> dict[str, Any]:
+    from rlagent.agents.probe_feedback import (
+        NO_PROBE,
+        ProbeFeedbackError,
+        env_feedback_targets,
+        feedback_labels,
+        fit_probe,
+        has_probe,
+        probe_scores,
+    )
+    from rlagent.env_making import make_env
+
+    env = make_env(env_id, env_kwargs)
+    try:
+        targets = env_feedback_targets(env)
+    finally:
+        env.close()
+    if not has_probe(model.policy):
+        raise ProbeFeedbackError(NO_PROBE)
+    n = int(model.policy.mlp_extractor.head.out_features)
+    labels, mask = feedback_labels(train.actions, train.rewards, targets, n)
+    record: dict[str, Any] = {}
+    if val is not None:
+        val_labels, val_mask = feedback_labels(val.actions, val.rewards, targets, n)
+        record["val_before"] = probe_scores(model.policy, val, val_labels, val_mask)
+    record["train"] = fit_probe(model.policy, train, labels, mask, seed=seed)
+    if val is not None:
+        record["val"] = probe_scores(model.policy, val, val_labels, val_mask)
+    return record
+
+
 def learn_from_dataset(
     dataset: str | os.PathLike | Sequence[Episode],
     *,
@@ -373,6 +406,7 @@ def learn_from_dataset(
     critic_epochs: int = 2,
     awr_lambda: float = 1.0,
     awr_prior: str = "logger",
+    probe_feedback: bool = False,
     gamma: float | None = None,
     val_share: float = 0.2,
     seed: int = 0,
@@ -408,6 +442,10 @@ def learn_from_dataset(
         awr_prior: ``"awr"``: ``"logger"`` (classic AWR: stay close to the logger) or
             ``"init"`` (stay close to ``init``; see
             :class:`rlagent.agents.OfflineConfig`).
+        probe_feedback: First refit the model's belief probe (auxiliary bottleneck) to what
+            the logged rewards reveal about the hidden features, by the env's
+            ``feedback_targets`` (:mod:`rlagent.agents.probe_feedback`); the result's
+            ``settings["probe"]`` records how well it then fits.
         gamma: Discount of the returns; ``None``: the model's own.
         val_share: Share of the episodes held out for validation (:func:`split_episodes`).
         seed: Seed of the split, the minibatches and a new model.
@@ -517,6 +555,10 @@ def learn_from_dataset(
         start = logged_action_probabilities(model.policy, data)
         return prior_ratios(data, start, awr_max_weight)
 
+    probe_record = None
+    if probe_feedback:
+        probe_record = _refit_probe(model, env_id, env_kwargs, train_data, val_data, seed)
+
     train_prior = prior_of(train_data)
     val_prior = prior_of(val_data) if val_data is not None else None
 
@@ -574,6 +616,7 @@ def learn_from_dataset(
         "env_id": env_id,
         "env_kwargs": env_kwargs,
         "init": None if init is None else os.fspath(init),
+        "probe": probe_record,
         "dataset": source,
     }
     model.rlagent_spec = {
