@@ -101,6 +101,11 @@ def main() -> None:
     parser.add_argument("--select-share", type=float, default=1 / 6, help="sessions for choosing")
     parser.add_argument("--awr-betas", type=float, nargs="+", default=[0.05, 0.2, 1.0])
     parser.add_argument("--epochs", type=int, default=20, help="AWR passes over the logs")
+    parser.add_argument("--awr-lambda", type=float, default=0.0, help="0: reward + next value")
+    parser.add_argument("--awr-prior", choices=["logger", "init"], default="init")
+    parser.add_argument(
+        "--no-probe-feedback", action="store_true", help="leave v1's belief probe as it is"
+    )
     parser.add_argument("--test-episodes", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="tiny model, few chats")
@@ -160,16 +165,24 @@ def main() -> None:
     candidates = {}
     for beta in args.awr_betas:
         folder = out / f"v2-beta{beta:g}"
-        learn_from_dataset(
+        learned = learn_from_dataset(
             to_learn,
             out=folder,
             init=v1,
             method="awr",
             epochs=args.epochs,
             awr_beta=beta,
+            awr_lambda=args.awr_lambda,
+            awr_prior=args.awr_prior,
+            probe_feedback=not args.no_probe_feedback,
             seed=0,
         )
-        candidates[beta] = {"model": str(folder), **dr_estimate(to_choose, folder)}
+        probe = learned.settings.get("probe") or {}
+        candidates[beta] = {
+            "model": str(folder),
+            "probe": probe,
+            **dr_estimate(to_choose, folder),
+        }
         print(f"v2 candidate beta={beta:g}: dr on the choosing share {candidates[beta]['dr']:.2f}")
     best = max(candidates, key=lambda beta: candidates[beta]["dr"])
     v2 = Path(candidates[best]["model"])
