@@ -44,8 +44,9 @@ from typing import Any
 
 import numpy as np
 
+from rlagent.datasets.decisions import logged_decisions, refit_probe
 from rlagent.datasets.episodes import DatasetError, Episode, read_episodes
-from rlagent.datasets.off_policy import action_indices, dataset_env
+from rlagent.datasets.off_policy import dataset_env
 
 __all__ = [
     "FEEDBACK_WEIGHTS",
@@ -233,81 +234,6 @@ def split_episodes(n: int, val_share: float, seed: int) -> tuple[np.ndarray, np.
     return np.sort(order[held:]), np.sort(order[:held])
 
 
-def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: float) -> Any:
-    """The episodes' decisions as ``model`` reads them, with their returns in its reward units.
-
-    Args:
-        episodes: Logged episodes.
-        model: A text agent (its observation pipeline and ``reward_scale`` are used).
-        env: The raw env of the logged observations (never stepped).
-        gamma: Discount of the returns.
-
-    Returns:
-        A :class:`rlagent.agents.Demonstrations`: one row per decision, in episode order;
-        ``returns[i] = reward_scale * sum_k gamma^k r_{t+k}`` to the episode's end (a
-        truncated episode is not bootstrapped), with each decision's scaled reward and the
-        row of its episode's next decision (for AWR's lambda-returns); ``allowed[i]`` False
-        where a logged ``action_mask`` forbade the logged action (left out of the cross-entropy).
-
-    Raises:
-        DatasetError: An observation that does not fit ``env``'s observation space.
-        OPEError: Actions that do not fit ``env``'s action space.
-    """
-    import gymnasium as gym
-
-    from rlagent.agents import Demonstrations
-    from rlagent.pipeline import ACTION_MASK_KEY, observation_converter, pipeline_of
-
-    pipeline = pipeline_of(model)
-    convert = observation_converter(env, pipeline)
-    space, action_space = env.observation_space, env.action_space
-    discrete = isinstance(action_space, gym.spaces.Discrete)
-    scale = float((getattr(model, "rlagent_spec", None) or {}).get("reward_scale", 1.0))
-    rows: dict[str, list[np.ndarray]] = {}
-    actions, returns, allowed, rewards, next_index, propensities = [], [], [], [], [], []
-    for episode in episodes:
-        flat = action_indices(episode.actions, action_space)
-        mask_column = (episode.infos or {}).get("action_mask")
-        for t in range(len(episode)):
-            observation = episode.observations[t]
-            if not isinstance(observation, Mapping) or not space.contains(dict(observation)):
-                raise DatasetError(
-                    f"Observation {t} of episode {episode.id} does not fit the env's "
-                    "observation space: the dataset was logged on another env (or other "
-                    "env_kwargs); pass the dataset's env id and kwargs."
-                )
-            raw = dict(observation)
-            mask = None if mask_column is None else np.asarray(mask_column[t], dtype=np.float32)
-            if pipeline.action_mask:
-                n = int(action_space.n)
-                raw[ACTION_MASK_KEY] = np.ones(n, np.float32) if mask is None else mask.reshape(n)
-            for key, value in convert(raw).items():
-                rows.setdefault(key, []).append(np.asarray(value))
-            allowed.append(mask is None or not discrete or bool(mask.reshape(-1)[flat[t]] > 0.5))
-        actions.append(np.asarray(episode.actions, dtype=np.int64).reshape(len(episode), -1))
-        first = len(next_index)
-        next_index += [first + t + 1 for t in range(len(episode) - 1)] + [-1] * bool(len(episode))
-        rewards += list(np.asarray(episode.rewards, dtype=np.float64) * scale)
-        propensities += list(np.asarray(episode.propensities, dtype=np.float64)[: len(episode)])
-        total, to_go = 0.0, []
-        for reward in reversed(np.asarray(episode.rewards, dtype=np.float64) * scale):
-            total = float(reward) + gamma * total
-            to_go.append(total)
-        returns += to_go[::-1]
-    stacked = np.concatenate(actions) if actions else np.zeros((0, 1), np.int64)
-    return Demonstrations(
-        observations={key: np.stack(values) for key, values in rows.items()},
-        actions=stacked[:, 0] if discrete else stacked,
-        returns=np.asarray(returns, dtype=np.float32),
-        allowed=np.asarray(allowed, dtype=bool),
-        episodes=len(episodes),
-        rewards=np.asarray(rewards, dtype=np.float32),
-        next_index=np.asarray(next_index, dtype=np.int64),
-        gamma=float(gamma),
-        propensities=np.asarray(propensities, dtype=np.float64),
-    )
-
-
 def _resolve_env(
     dataset: Any,
     env_id: str | None,
@@ -351,39 +277,6 @@ def _check_out(out: Path | None, overwrite: bool) -> None:
             f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace a "
             "model saved there, or another folder."
         )
-
-
-def _refit_probe(
-    model: Any, env_id: str, env_kwargs: Any, train: Any, val: Any, seed: int
-) -> dict[str, Any]:
-    from rlagent.agents.probe_feedback import (
-        NO_PROBE,
-        ProbeFeedbackError,
-        env_feedback_targets,
-        feedback_labels,
-        fit_probe,
-        has_probe,
-        probe_scores,
-    )
-    from rlagent.env_making import make_env
-
-    env = make_env(env_id, env_kwargs)
-    try:
-        targets = env_feedback_targets(env)
-    finally:
-        env.close()
-    if not has_probe(model.policy):
-        raise ProbeFeedbackError(NO_PROBE)
-    n = int(model.policy.mlp_extractor.head.out_features)
-    labels, mask = feedback_labels(train.actions, train.rewards, targets, n)
-    record: dict[str, Any] = {}
-    if val is not None:
-        val_labels, val_mask = feedback_labels(val.actions, val.rewards, targets, n)
-        record["val_before"] = probe_scores(model.policy, val, val_labels, val_mask)
-    record["train"] = fit_probe(model.policy, train, labels, mask, seed=seed)
-    if val is not None:
-        record["val"] = probe_scores(model.policy, val, val_labels, val_mask)
-    return record
 
 
 def learn_from_dataset(
@@ -557,7 +450,7 @@ def learn_from_dataset(
 
     probe_record = None
     if probe_feedback:
-        probe_record = _refit_probe(model, env_id, env_kwargs, train_data, val_data, seed)
+        probe_record = refit_probe(model, env_id, env_kwargs, train_data, val_data, seed)
 
     train_prior = prior_of(train_data)
     val_prior = prior_of(val_data) if val_data is not None else None

@@ -154,6 +154,7 @@ def test_served_planner_takes_the_actions_evaluate_plans(models):
         "seed": 0,
         "device": "cpu",
         "encoder_dtype": None,
+        "exploration": None,
     }
     env = make_env(CS, kwargs)
     for seed in (3, 6):  # episodes of three planned turns
@@ -259,6 +260,7 @@ def test_identity_settings_and_sessions(models, tmp_path):
         "seed": None,
         "device": "cpu",
         "encoder_dtype": None,
+        "exploration": None,
     }
     assert agent.action_names == CustomerServiceEnv().action_names
     assert agent.new_session() is not agent.new_session()
