@@ -127,6 +127,12 @@ def _add_learn_parser(sub: Any, add_env: Callable[..., None]) -> None:
         action="store_true",
         help="first refit the belief probe to what the logged rewards reveal (customer service)",
     )
+    learn.add_argument(
+        "--probe-anchor",
+        type=float,
+        default=0.0,
+        help="with --probe-feedback: pull the probe towards --init's (squared-distance weight)",
+    )
     learn.add_argument("--gamma", type=float, help="discount (default: the model's)")
     learn.add_argument("--val-share", type=float, default=0.2, help="episodes held out (0.2)")
     learn.add_argument("--encoder", help="a new model's encoder (default: the env's config)")
@@ -189,6 +195,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         awr_lambda=args.awr_lambda,
         awr_prior=args.awr_prior,
         probe_feedback=args.probe_feedback,
+        probe_anchor=args.probe_anchor,
         gamma=args.gamma,
         val_share=args.val_share,
         seed=args.seed,

@@ -91,6 +91,9 @@ def fit_probe(
     *,
     epochs: int = 50,
     learning_rate: float = 3e-3,
+    anchor: float = 0.0,
+    validation: tuple[Demonstrations, np.ndarray, np.ndarray] | None = None,
+    patience: int = 5,
     seed: int = 0,
 ) -> dict[str, float]:
     """Fit the probe's head to the labelled entries (masked binary cross-entropy, Adam).
@@ -100,14 +103,21 @@ def fit_probe(
         demonstrations: The logged decisions (their observations are read).
         labels: ``[N, n_targets]`` labels in ``[0, 1]``.
         mask: ``[N, n_targets]`` which labels are known.
-        epochs: Passes over the labelled decisions.
+        epochs: Most passes over the labelled decisions.
         learning_rate: Adam's learning rate.
+        anchor: Weight of ``||W - W_0||^2``, the squared distance of the head's weights from
+            where they started (0: none): keeps what the probe read before, on wording the
+            logs do not hold.
+        validation: ``(decisions, labels, mask)`` held out: after each pass their masked
+            loss is measured, the head keeps its best pass, and fitting stops after
+            ``patience`` passes without improvement.
+        patience: Passes without a better validation loss before stopping.
         seed: Seed of the minibatch shuffles.
 
     Returns:
         ``labelled`` (decisions with a label), ``loss_before`` and ``loss_after`` (masked
         binary cross-entropy), ``accuracy_before`` and ``accuracy_after`` (share of labelled
-        entries on the right side of 0.5).
+        entries on the right side of 0.5), ``epochs`` (passes kept: the best on validation).
 
     Raises:
         ProbeFeedbackError: The policy has no probe, or no decision is labelled.
@@ -128,16 +138,37 @@ def fit_probe(
     optimizer = torch.optim.Adam(head.parameters(), lr=float(learning_rate))
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     loss_before, accuracy_before = _scores(extractor, features, target, known)
+    start_weights = [p.detach().clone() for p in head.parameters()]
+    held = None
+    if validation is not None:
+        held = _labelled(policy, *validation)
+    best = (_held_loss(extractor, held), [p.detach().clone() for p in head.parameters()], 0)
     rng = np.random.default_rng(seed)
-    for _ in range(int(epochs)):
+    for epoch in range(1, int(epochs) + 1):
         for start in range(0, len(rows), _BATCH):
             batch = torch.as_tensor(rng.permutation(len(rows))[start : start + _BATCH])
             logits = extractor.predict(features[batch])
             weight = known[batch]
             loss = (loss_fn(logits, target[batch]) * weight).sum() / weight.sum().clamp(min=1.0)
+            if anchor > 0:
+                pairs = zip(head.parameters(), start_weights, strict=True)
+                drift = sum(((p - p0) ** 2).sum() for p, p0 in pairs)
+                loss = loss + float(anchor) * drift
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        if held is not None:
+            current = _held_loss(extractor, held)
+            if current < best[0]:
+                best = (current, [p.detach().clone() for p in head.parameters()], epoch)
+            elif epoch - best[2] >= int(patience):
+                break
+    kept = int(epochs)
+    if held is not None:
+        with torch.no_grad():
+            for p, value in zip(head.parameters(), best[1], strict=True):
+                p.copy_(value)
+        kept = best[2]
     loss_after, accuracy_after = _scores(extractor, features, target, known)
     return {
         "labelled": float(len(rows)),
@@ -145,7 +176,26 @@ def fit_probe(
         "loss_after": loss_after,
         "accuracy_before": accuracy_before,
         "accuracy_after": accuracy_after,
+        "epochs": float(kept),
     }
+
+
+def _labelled(
+    policy: nn.Module, demonstrations: Demonstrations, labels: np.ndarray, mask: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    rows = np.flatnonzero(np.asarray(mask).any(axis=1))
+    if not len(rows):
+        return None
+    features = _features(policy, demonstrations)[torch.as_tensor(rows)]
+    target = torch.as_tensor(np.asarray(labels)[rows], dtype=torch.float32, device=features.device)
+    known = torch.as_tensor(np.asarray(mask)[rows], dtype=torch.float32, device=features.device)
+    return features, target, known
+
+
+def _held_loss(extractor: Any, held: Any) -> float:
+    if held is None:
+        return float("inf")
+    return _scores(extractor, *held)[0]
 
 
 @torch.no_grad()

@@ -95,9 +95,18 @@ def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: f
 
 
 def refit_probe(
-    model: Any, env_id: str, env_kwargs: Any, train: Any, val: Any, seed: int
+    model: Any,
+    env_id: str,
+    env_kwargs: Any,
+    train: Any,
+    val: Any,
+    seed: int,
+    anchor: float = 0.0,
 ) -> dict[str, Any]:
     """Refit ``model``'s belief probe to the labels the env reads in the logged rewards.
+
+    The validation decisions, when given, choose the number of passes (early stopping);
+    ``anchor`` pulls the head's weights towards where they started.
 
     Returns:
         ``train`` (:func:`rlagent.agents.probe_feedback.fit_probe`'s record) and, with
@@ -131,7 +140,10 @@ def refit_probe(
     if val is not None:
         val_labels, val_mask = feedback_labels(val.actions, val.rewards, targets, n)
         record["val_before"] = probe_scores(model.policy, val, val_labels, val_mask)
-    record["train"] = fit_probe(model.policy, train, labels, mask, seed=seed)
+    validation = (val, val_labels, val_mask) if val is not None else None
+    record["train"] = fit_probe(
+        model.policy, train, labels, mask, anchor=anchor, validation=validation, seed=seed
+    )
     if val is not None:
         record["val"] = probe_scores(model.policy, val, val_labels, val_mask)
     return record

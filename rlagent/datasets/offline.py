@@ -300,6 +300,7 @@ def learn_from_dataset(
     awr_lambda: float = 1.0,
     awr_prior: str = "logger",
     probe_feedback: bool = False,
+    probe_anchor: float = 0.0,
     gamma: float | None = None,
     val_share: float = 0.2,
     seed: int = 0,
@@ -338,7 +339,10 @@ def learn_from_dataset(
         probe_feedback: First refit the model's belief probe (auxiliary bottleneck) to what
             the logged rewards reveal about the hidden features, by the env's
             ``feedback_targets`` (:mod:`rlagent.agents.probe_feedback`); the result's
-            ``settings["probe"]`` records how well it then fits.
+            ``settings["probe"]`` records how well it then fits. The validation share
+            chooses the number of passes.
+        probe_anchor: With ``probe_feedback``: weight of the squared distance of the probe's
+            weights from the starting model's (keeps its reading of wording the logs lack).
         gamma: Discount of the returns; ``None``: the model's own.
         val_share: Share of the episodes held out for validation (:func:`split_episodes`).
         seed: Seed of the split, the minibatches and a new model.
@@ -450,7 +454,9 @@ def learn_from_dataset(
 
     probe_record = None
     if probe_feedback:
-        probe_record = refit_probe(model, env_id, env_kwargs, train_data, val_data, seed)
+        probe_record = refit_probe(
+            model, env_id, env_kwargs, train_data, val_data, seed, anchor=probe_anchor
+        )
 
     train_prior = prior_of(train_data)
     val_prior = prior_of(val_data) if val_data is not None else None

@@ -7,6 +7,7 @@ import re
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from tiny_models import TINY
 
 import rlagent  # noqa: F401  (registers the envs)
@@ -123,3 +124,38 @@ def test_probe_feedback_errors_say_what_was_wrong(logs, tmp_path):
     none = np.zeros((len(data), n), dtype=bool)
     with pytest.raises(ProbeFeedbackError, match=re.escape("No logged decision's feedback")):
         fit_probe(model.policy, data, np.zeros((len(data), n)), none)
+
+
+def test_validation_stops_early_and_the_anchor_holds_the_probe(logs):
+    model = make_ppo(CS, env_kwargs=KW, **TINY)
+    env = make_env(CS, KW)
+    train = logged_decisions(logs[:40], model, env, gamma=0.99)
+    val = logged_decisions(logs[40:], model, env, gamma=0.99)
+    n = int(model.policy.mlp_extractor.head.out_features)
+    targets = env.unwrapped.feedback_targets
+    env.close()
+    labels, mask = feedback_labels(train.actions, train.rewards, targets, n)
+    val_labels, val_mask = feedback_labels(val.actions, val.rewards, targets, n)
+    head = model.policy.mlp_extractor.head
+    start = head.weight.detach().clone()
+    before = probe_scores(model.policy, val, val_labels, val_mask)["loss"]
+    record = fit_probe(
+        model.policy,
+        train,
+        labels,
+        mask,
+        epochs=200,
+        learning_rate=3e-2,
+        validation=(val, val_labels, val_mask),
+        patience=3,
+    )
+    # The kept pass is the best on validation, never worse than the start.
+    assert record["epochs"] < 200
+    assert probe_scores(model.policy, val, val_labels, val_mask)["loss"] <= before
+    drift = {}
+    for anchor in (0.0, 10.0):
+        with torch.no_grad():
+            head.weight.copy_(start)
+        fit_probe(model.policy, train, labels, mask, epochs=20, learning_rate=3e-2, anchor=anchor)
+        drift[anchor] = float(((head.weight - start) ** 2).sum())
+    assert 0 < drift[10.0] < drift[0.0] / 2
