@@ -133,6 +133,11 @@ def _add_learn_parser(sub: Any, add_env: Callable[..., None]) -> None:
         default=0.0,
         help="with --probe-feedback: pull the probe towards --init's (squared-distance weight)",
     )
+    learn.add_argument(
+        "--probe-patience",
+        type=int,
+        help="with --probe-feedback: stop after N passes without a better validation loss",
+    )
     learn.add_argument("--gamma", type=float, help="discount (default: the model's)")
     learn.add_argument("--val-share", type=float, default=0.2, help="episodes held out (0.2)")
     learn.add_argument("--encoder", help="a new model's encoder (default: the env's config)")
@@ -196,6 +201,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         awr_prior=args.awr_prior,
         probe_feedback=args.probe_feedback,
         probe_anchor=args.probe_anchor,
+        probe_patience=args.probe_patience,
         gamma=args.gamma,
         val_share=args.val_share,
         seed=args.seed,

@@ -67,7 +67,8 @@ class OfflineConfig:
         method: ``"bc"`` (behaviour cloning weighted by feedback) or ``"awr"``
             (advantage-weighted regression).
         epochs: Passes over the decisions (``"awr"``: policy passes, each after
-            ``critic_epochs`` value passes).
+            ``critic_epochs`` value passes); 0 leaves the policy as it starts (with
+            ``probe_feedback``: only the probe is refitted).
         batch_size: Decisions per minibatch.
         learning_rate: Learning rate of Adam.
         value_coef: ``"bc"``: weight of the critic's loss beside the cloning loss.
@@ -115,7 +116,10 @@ class OfflineConfig:
             "offline.",
             self,
             {
-                "epochs": (is_integer(self.epochs) and self.epochs >= 1, "an integer >= 1"),
+                "epochs": (
+                    is_integer(self.epochs) and self.epochs >= 0,
+                    "an integer >= 0 (0: no policy passes, e.g. only the probe refit)",
+                ),
                 "batch_size": (
                     is_integer(self.batch_size) and self.batch_size >= 1,
                     "an integer >= 1",

@@ -102,11 +102,14 @@ def refit_probe(
     val: Any,
     seed: int,
     anchor: float = 0.0,
+    patience: int | None = None,
 ) -> dict[str, Any]:
     """Refit ``model``'s belief probe to the labels the env reads in the logged rewards.
 
-    The validation decisions, when given, choose the number of passes (early stopping);
-    ``anchor`` pulls the head's weights towards where they started.
+    With ``patience``, the validation decisions choose the number of passes (early stopping
+    on their labelled loss; on the Banking77 loop that stopped at 6 of 50 passes and served
+    worse than all 50, whose sharper beliefs the actor acts on more decisively); ``anchor``
+    pulls the head's weights towards where they started.
 
     Returns:
         ``train`` (:func:`rlagent.agents.probe_feedback.fit_probe`'s record) and, with
@@ -140,9 +143,16 @@ def refit_probe(
     if val is not None:
         val_labels, val_mask = feedback_labels(val.actions, val.rewards, targets, n)
         record["val_before"] = probe_scores(model.policy, val, val_labels, val_mask)
-    validation = (val, val_labels, val_mask) if val is not None else None
+    validation = (val, val_labels, val_mask) if val is not None and patience else None
     record["train"] = fit_probe(
-        model.policy, train, labels, mask, anchor=anchor, validation=validation, seed=seed
+        model.policy,
+        train,
+        labels,
+        mask,
+        anchor=anchor,
+        validation=validation,
+        patience=patience or 1,
+        seed=seed,
     )
     if val is not None:
         record["val"] = probe_scores(model.policy, val, val_labels, val_mask)

@@ -301,6 +301,7 @@ def learn_from_dataset(
     awr_prior: str = "logger",
     probe_feedback: bool = False,
     probe_anchor: float = 0.0,
+    probe_patience: int | None = None,
     gamma: float | None = None,
     val_share: float = 0.2,
     seed: int = 0,
@@ -339,10 +340,11 @@ def learn_from_dataset(
         probe_feedback: First refit the model's belief probe (auxiliary bottleneck) to what
             the logged rewards reveal about the hidden features, by the env's
             ``feedback_targets`` (:mod:`rlagent.agents.probe_feedback`); the result's
-            ``settings["probe"]`` records how well it then fits. The validation share
-            chooses the number of passes.
+            ``settings["probe"]`` records how well it then fits.
         probe_anchor: With ``probe_feedback``: weight of the squared distance of the probe's
             weights from the starting model's (keeps its reading of wording the logs lack).
+        probe_patience: With ``probe_feedback``: stop refitting after this many passes
+            without a better loss on the validation share (``None``: all 50 passes).
         gamma: Discount of the returns; ``None``: the model's own.
         val_share: Share of the episodes held out for validation (:func:`split_episodes`).
         seed: Seed of the split, the minibatches and a new model.
@@ -455,7 +457,14 @@ def learn_from_dataset(
     probe_record = None
     if probe_feedback:
         probe_record = refit_probe(
-            model, env_id, env_kwargs, train_data, val_data, seed, anchor=probe_anchor
+            model,
+            env_id,
+            env_kwargs,
+            train_data,
+            val_data,
+            seed,
+            anchor=probe_anchor,
+            patience=probe_patience,
         )
 
     train_prior = prior_of(train_data)
