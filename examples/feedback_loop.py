@@ -6,8 +6,11 @@
    talk to it over HTTP; the env's reward for each decision goes back as feedback.
 3. The log is exported as a Minari dataset and split by session: one part to learn from, one to
    choose with, and one held out for the final off-policy estimate.
-4. v2 candidates are learned from the logs alone (advantage-weighted regression from v1's
-   weights, one per temperature); off-policy evaluation on the choosing part picks v2.
+4. v2 is learned from the logs alone, from v1's weights: its belief probe is refitted to what
+   the customers' rewards revealed (an accepted resolution names the request's group, a
+   rejected one rules it out). With --epochs N, advantage-weighted regression then tunes the
+   actor, one candidate per --awr-betas temperature, and off-policy evaluation on the
+   choosing part picks v2.
 5. Off-policy evaluation estimates v1 and v2 from the held-out logs, before any simulation.
 6. The simulator then tells the truth about both, on customers the logs never held, and on
    the simulator's own phrasing (anything forgotten?).
@@ -17,7 +20,8 @@
     python examples/feedback_loop.py --quick      # seconds: a tiny random model, few chats
 
 Everything goes to --out (new or empty; --overwrite replaces an earlier loop there):
-``interactions.db``, ``logs/`` (the dataset), ``v2-beta*/`` (the candidates) and ``loop.json``.
+``interactions.db``, ``logs/`` (the dataset), ``v2/`` (or the ``v2-beta*/`` candidates) and
+``loop.json``.
 """
 
 from __future__ import annotations
@@ -100,7 +104,9 @@ def main() -> None:
     parser.add_argument("--ope-share", type=float, default=1 / 3, help="sessions held out for OPE")
     parser.add_argument("--select-share", type=float, default=1 / 6, help="sessions for choosing")
     parser.add_argument("--awr-betas", type=float, nargs="+", default=[0.05, 0.2, 1.0])
-    parser.add_argument("--epochs", type=int, default=20, help="AWR passes over the logs")
+    parser.add_argument(
+        "--epochs", type=int, default=0, help="AWR passes after the probe refit (0: none)"
+    )
     parser.add_argument("--awr-lambda", type=float, default=0.0, help="0: reward + next value")
     parser.add_argument("--awr-prior", choices=["logger", "init"], default="init")
     parser.add_argument(
@@ -129,7 +135,8 @@ def main() -> None:
     out.mkdir(parents=True)
     (out / MARKER).write_text("examples/feedback_loop.py\n")
     if args.quick:
-        args.chats, args.test_episodes, args.epochs, args.awr_betas = 36, 10, 2, [0.2, 1.0]
+        args.chats, args.test_episodes, args.awr_betas = 36, 10, [0.2, 1.0]
+        args.epochs = min(args.epochs, 2)
         customers = test_customers = {}
     else:
         if not (args.data / "train.csv").exists():
@@ -163,15 +170,15 @@ def main() -> None:
     # 4. v2 candidates from the logs alone, starting from v1's weights; the one off-policy
     # evaluation on the choosing share rates best becomes v2.
     candidates = {}
-    for beta in args.awr_betas:
-        folder = out / f"v2-beta{beta:g}"
+    for beta in args.awr_betas if args.epochs else [None]:
+        folder = out / ("v2" if beta is None else f"v2-beta{beta:g}")
         learned = learn_from_dataset(
             to_learn,
             out=folder,
             init=v1,
             method="awr",
             epochs=args.epochs,
-            awr_beta=beta,
+            awr_beta=1.0 if beta is None else beta,
             awr_lambda=args.awr_lambda,
             awr_prior=args.awr_prior,
             probe_feedback=not args.no_probe_feedback,
@@ -183,7 +190,8 @@ def main() -> None:
             "probe": probe,
             **dr_estimate(to_choose, folder),
         }
-        print(f"v2 candidate beta={beta:g}: dr on the choosing share {candidates[beta]['dr']:.2f}")
+        name = "probe refit only" if beta is None else f"beta={beta:g}"
+        print(f"v2 candidate {name}: dr on the choosing share {candidates[beta]['dr']:.2f}")
     best = max(candidates, key=lambda beta: candidates[beta]["dr"])
     v2 = Path(candidates[best]["model"])
     summary.update(candidates={str(b): c for b, c in candidates.items()}, v2=str(v2))
