@@ -200,8 +200,9 @@ def main() -> None:
     ope = {"v1": dr_estimate(held_out, v1), "v2": dr_estimate(held_out, v2)}
     for name, row in ope.items():
         print(f"OPE {name}: dr {row['dr']:.2f} [{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}]")
-    predicted = "v2" if ope["v2"]["dr"] > ope["v1"]["dr"] else "v1"
-    print(f"OPE predicts the better agent: {predicted}")
+    gap = ope["v2"]["dr"] - ope["v1"]["dr"]
+    predicted = "v2" if gap > 0 else "v1" if gap < 0 else "neither"
+    print(f"OPE predicts the better agent: {predicted} (dr difference {gap:+.2f})")
     summary.update(ope=ope, predicted=predicted)
 
     # 6. The simulator's truth, on customers the logs never held, and on the built-in corpus.

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from expert_episodes import expert_episode
 
 import rlagent  # noqa: F401  (registers the envs)
 import rlagent.agents.text_ppo
@@ -53,41 +54,6 @@ TINY = dict(encoder="tiny-random", encoder_layers=[-1], max_length=16, n_steps=8
 QUICK = dict(epochs=15, batch_size=32, learning_rate=3e-3, settings=TINY)
 #: The bad logger escalates half the time and otherwise acts uniformly at random: a customer
 #: gets passed on or answered at random (an agent that gives up too often).
-ESCALATE_SHARE = 0.5
-
-
-def _episode(env, expert, seed: int, good: bool, rng: np.random.Generator) -> Episode:
-    """One episode: the env's labelled expert acting (good) or the random logger (bad)."""
-    n = env.action_space.n
-    random_policy = np.full(n, (1 - ESCALATE_SHARE) / n)
-    random_policy[env.unwrapped.action_names.index("escalate")] += ESCALATE_SHARE
-    observation, _ = env.reset(seed=seed)
-    expert.reset(seed)
-    observations, actions, rewards, probabilities = [observation], [], [], []
-    done = False
-    while not done:
-        if good:
-            action = int(expert.act(observation))
-            probs = np.eye(n)[action]
-        else:
-            probs = random_policy
-            action = int(rng.choice(n, p=probs))
-        observation, reward, terminated, truncated, _ = env.step(action)
-        observations.append(observation)
-        actions.append(action)
-        rewards.append(reward)
-        probabilities.append(probs)
-        done = terminated or truncated
-    return Episode(
-        id=seed,
-        observations=observations,
-        actions=np.array(actions),
-        rewards=np.array(rewards, dtype=np.float64),
-        terminated=terminated,
-        truncated=truncated,
-        action_probabilities=np.array(probabilities),
-        propensities=np.array([p[a] for p, a in zip(probabilities, actions, strict=True)]),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +62,8 @@ def logs():
     env = gym.make(CS, **CS_KWARGS)
     expert = make_expert(env, "labelled")
     rng = np.random.default_rng(0)
-    logged = [_episode(env, expert, s, s % 10 < 4, rng) for s in range(100)]
-    held_out = [_episode(env, expert, 10_000 + s, True, rng) for s in range(40)]
+    logged = [expert_episode(env, expert, s, s % 10 < 4, rng) for s in range(100)]
+    held_out = [expert_episode(env, expert, 10_000 + s, True, rng) for s in range(40)]
     env.close()
     return logged, held_out
 

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from expert_episodes import expert_episode
 from tiny_models import TINY
 
 import rlagent  # noqa: F401  (registers the envs)
@@ -19,7 +20,7 @@ from rlagent.agents.probe_feedback import (
     fit_probe,
     probe_scores,
 )
-from rlagent.datasets import Episode, learn_from_dataset, logged_decisions
+from rlagent.datasets import learn_from_dataset, logged_decisions
 from rlagent.env_making import make_env
 
 CS = "rlagent/CustomerService-v0"
@@ -37,37 +38,11 @@ def test_the_env_says_what_a_resolution_s_reward_reveals():
 
 @pytest.fixture(scope="module")
 def logs():
-    """60 episodes: resolutions by the labelled expert half the time, random otherwise."""
+    """60 episodes, half the labelled expert's, half a random logger's."""
     env = gym.make(CS, **KW)
     expert = make_expert(env, "labelled")
     rng = np.random.default_rng(0)
-    episodes = []
-    for seed in range(60):
-        obs, _ = env.reset(seed=seed)
-        expert.reset(seed)
-        observations, actions, rewards = [obs], [], []
-        while True:
-            explore = rng.random() < 0.5
-            action = int(rng.integers(env.action_space.n)) if explore else int(expert.act(obs))
-            obs, reward, terminated, truncated, _ = env.step(action)
-            observations.append(obs)
-            actions.append(int(action))
-            rewards.append(float(reward))
-            if terminated or truncated:
-                break
-        n = len(actions)
-        episodes.append(
-            Episode(
-                seed,
-                observations,
-                np.array(actions),
-                np.array(rewards),
-                terminated,
-                truncated,
-                np.full((n, 14), 1 / 14),
-                np.full(n, 1 / 14),
-            )
-        )
+    episodes = [expert_episode(env, expert, seed, seed % 2 == 0, rng) for seed in range(60)]
     env.close()
     return episodes
 
