@@ -10,6 +10,7 @@ import zipfile
 import pytest
 import toyenv  # noqa: F401  (registers ToyKeyword-v0)
 from crafted_pickles import crafted_sb3_data
+from tiny_models import TINY
 
 from rlagent.agents import make_ppo, save_model
 from rlagent.agents.saving import is_model_dir
@@ -24,17 +25,7 @@ QUICK = ["--episodes", "1", "--no-baselines"]
 def models(tmp_path_factory) -> pathlib.Path:
     """A folder with a tiny customer-service model as a model directory and as an SB3 zip."""
     folder = tmp_path_factory.mktemp("models")
-    model = make_ppo(
-        CS,
-        encoder="tiny-random",
-        encoder_layers=[-1],
-        n_envs=1,
-        seed=0,
-        device="cpu",
-        max_length=16,
-        n_steps=8,
-        batch_size=8,
-    )
+    model = make_ppo(CS, **TINY)
     save_model(model, folder / "model")
     model.save(folder / "model.zip")
     return folder

@@ -210,21 +210,16 @@ def lambda_returns(demonstrations: Any, values: np.ndarray, lam: float) -> np.nd
     return advantages + values
 
 
-@torch.no_grad()
 def logged_action_probabilities(
     policy: nn.Module, demonstrations: Demonstrations, batch_size: int = _SCORE_BATCH
 ) -> np.ndarray:
     """``[N]`` the policy's probability of each logged action (evaluation mode)."""
-    training = policy.training
-    policy.set_training_mode(False)
-    out = np.zeros(len(demonstrations))
-    for index in demonstrations.minibatches(batch_size):
-        observations, actions, _ = demonstrations.batch(index, policy.device)
+
+    def probability(observations: Any, actions: torch.Tensor) -> torch.Tensor:
         distribution = policy.get_distribution(observations)
-        log_prob = distribution.log_prob(_actions_for(policy, actions)).double()
-        out[index] = torch.exp(log_prob).cpu().numpy()
-    policy.set_training_mode(training)
-    return out
+        return torch.exp(distribution.log_prob(_actions_for(policy, actions)).double())
+
+    return _per_decision(policy, demonstrations, probability, batch_size)
 
 
 def prior_ratios(
@@ -253,19 +248,33 @@ def awr_targets(demonstrations: Any, values: np.ndarray, lam: float) -> np.ndarr
     return lambda_returns(demonstrations, values, lam)
 
 
-@torch.no_grad()
 def predicted_values(
     policy: nn.Module, demonstrations: Demonstrations, batch_size: int = _SCORE_BATCH
 ) -> np.ndarray:
     """The critic's values ``[N]`` of every state of ``demonstrations`` (evaluation mode)."""
+
+    def value(observations: Any, _: torch.Tensor) -> torch.Tensor:
+        return policy.predict_values(observations).flatten()
+
+    return _per_decision(policy, demonstrations, value, batch_size)
+
+
+@torch.no_grad()
+def _per_decision(
+    policy: nn.Module,
+    demonstrations: Demonstrations,
+    compute: Any,
+    batch_size: int,
+) -> np.ndarray:
+    """``[N]`` float64: ``compute(observations, actions)`` over minibatches, evaluation mode."""
     training = policy.training
     policy.set_training_mode(False)
-    out = []
+    out = np.zeros(len(demonstrations))
     for index in demonstrations.minibatches(batch_size):
-        observations, _, _ = demonstrations.batch(index, policy.device)
-        out.append(policy.predict_values(observations).flatten().float().cpu().numpy())
+        observations, actions, _ = demonstrations.batch(index, policy.device)
+        out[index] = compute(observations, actions).double().cpu().numpy()
     policy.set_training_mode(training)
-    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+    return out
 
 
 @dataclass(frozen=True)

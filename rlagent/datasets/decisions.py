@@ -96,45 +96,36 @@ def logged_decisions(episodes: Sequence[Episode], model: Any, env: Any, gamma: f
 
 def refit_probe(
     model: Any,
-    env_id: str,
-    env_kwargs: Any,
+    targets: Any,
     train: Any,
     val: Any,
     seed: int,
     anchor: float = 0.0,
     patience: int | None = None,
 ) -> dict[str, Any]:
-    """Refit ``model``'s belief probe to the labels the env reads in the logged rewards.
+    """Refit ``model``'s belief probe to the labels ``targets`` reads in the logged rewards.
 
-    With ``patience``, the validation decisions choose the number of passes (early stopping
-    on their labelled loss; on the Banking77 loop that stopped at 6 of 50 passes and served
-    worse than all 50, whose sharper beliefs the actor acts on more decisively); ``anchor``
-    pulls the head's weights towards where they started.
+    ``targets`` is the env's ``feedback_targets(action, reward)``
+    (:func:`rlagent.agents.probe_feedback.env_feedback_targets`). With ``patience``, the
+    validation decisions choose the number of passes (early stopping on their labelled loss);
+    ``anchor`` pulls the head's weights towards where they started.
 
     Returns:
         ``train`` (:func:`rlagent.agents.probe_feedback.fit_probe`'s record) and, with
         validation decisions, ``val_before`` and ``val`` (their probe scores before and after).
 
     Raises:
-        rlagent.agents.probe_feedback.ProbeFeedbackError: No probe, no ``feedback_targets``,
-            or no labelled decision.
+        rlagent.agents.probe_feedback.ProbeFeedbackError: No probe, or no labelled decision.
     """
     from rlagent.agents.probe_feedback import (
         NO_PROBE,
         ProbeFeedbackError,
-        env_feedback_targets,
         feedback_labels,
         fit_probe,
         has_probe,
         probe_scores,
     )
-    from rlagent.env_making import make_env
 
-    env = make_env(env_id, env_kwargs)
-    try:
-        targets = env_feedback_targets(env)
-    finally:
-        env.close()
     if not has_probe(model.policy):
         raise ProbeFeedbackError(NO_PROBE)
     n = int(model.policy.mlp_extractor.head.out_features)

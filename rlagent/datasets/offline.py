@@ -434,6 +434,10 @@ def learn_from_dataset(
         val_eps = [episodes[i] for i in val_at]
         train_data = logged_decisions(train_eps, model, env, gamma)
         val_data = logged_decisions(val_eps, model, env, gamma) if val_eps else None
+        if probe_feedback:
+            from rlagent.agents.probe_feedback import env_feedback_targets
+
+            targets = env_feedback_targets(env)
     finally:
         env.close()
 
@@ -458,8 +462,7 @@ def learn_from_dataset(
     if probe_feedback:
         probe_record = refit_probe(
             model,
-            env_id,
-            env_kwargs,
+            targets,
             train_data,
             val_data,
             seed,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from crafted_pickles import TouchOnUnpickle, crafted_sb3_data
+from tiny_models import TINY
 
 import rlagent
 from rlagent.agents import (
@@ -29,17 +30,7 @@ CS = "rlagent/CustomerService-v0"
 
 @pytest.fixture(scope="module")
 def harmless_zip(tmp_path_factory):
-    model = make_ppo(
-        CS,
-        encoder="tiny-random",
-        encoder_layers=[-1],
-        n_envs=1,
-        seed=0,
-        device="cpu",
-        max_length=16,
-        n_steps=8,
-        batch_size=8,
-    )
+    model = make_ppo(CS, **TINY)
     path = tmp_path_factory.mktemp("zips") / "model.zip"
     model.save(path)
     return path
