@@ -15,17 +15,13 @@ The same server from the command line: `rlagent serve MODEL`, then open http://1
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from rlagent.datasets import read_episodes
-from rlagent.serving import build_app, export_minari
+from rlagent.serving import BackgroundServer, build_app, export_minari
 from rlagent.training import ConfigError, RunDirectoryExistsError, load_config, train
 
 ENV_ID = "rlagent/CustomerService-v0"
@@ -51,29 +47,6 @@ def train_agent(out: Path, quick: bool, overwrite: bool) -> Path:
     return train(config, out, overwrite=overwrite).model_path
 
 
-def start_server(app) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """Run ``app`` with uvicorn in a thread on a free loopback port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    deadline = time.monotonic() + 120
-    while True:  # the model loads in the background: /healthz is 503 until it is ready
-        try:
-            health = httpx.get(f"{url}/healthz", timeout=5)
-            if health.status_code == 200:
-                return server, thread, url
-            if health.json().get("status") == "failed":
-                raise SystemExit(f"the model could not be served: {health.json()['error']}")
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the server at {url} did not become ready")
-        time.sleep(0.2)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, help="serve this model instead of training one")
@@ -91,8 +64,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="rlagent-serve-"))
     log = work / "interactions.db"
-    server, thread, url = start_server(build_app(model, log=log))
-    try:
+    with BackgroundServer(build_app(model, log=log)) as url:
         with httpx.Client(base_url=url, timeout=30) as client:
             session = client.post("/v1/sessions").json()["session_id"]
             for text in CONVERSATION:
@@ -110,9 +82,6 @@ def main() -> None:
             line for line in metrics.splitlines() if line.startswith("rlagent_decisions_total")
         )
         print(decisions)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
     dataset = export_minari(log, work / "dataset")
     episodes = read_episodes(dataset)
